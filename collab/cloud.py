@@ -1,0 +1,73 @@
+"""The device's view of the cloud: one small interface, several implementations.
+
+- `trainer.cloud.InProcessCloud`: the reference backend in-process (no network), counting usage
+  itself (the device's own count);
+- `cloud_gateway.client.GatewayCloud`: Assist / ReportUsage / GetBudget over gRPC; the gateway
+  meters and returns telemetry (the dual update then uses the gateway's measured ratio).
+
+The trainer and the edge agent depend only on this module, never on grpc directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from collab.tasks.base import Example
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """Budget state for one (device, task), as the cloud sees it."""
+
+    task: str
+    tau: float  # the budget: share of responses that may ask for help
+    mode: str  # "meter" (count, never refuse) or "enforce" (credit bucket, may refuse)
+    responses: int  # lifetime responses reported
+    help_requests: int  # lifetime help requests reported
+    window_ratio: float  # help/responses over the current window
+    lifetime_ratio: float  # help/responses over the device's lifetime
+    credit: float  # remaining credit (enforce mode); meaningless in meter mode
+    report_ratio: float | None = None  # help/responses of the report that returned this telemetry
+
+
+@dataclass(frozen=True)
+class CloudReply:
+    completion: str
+    prompt_tokens: int
+    completion_tokens: int
+    telemetry: Telemetry | None = None
+
+
+class CloudRefused(Exception):
+    """The cloud declined the request: the budget is spent (enforce mode). Carries telemetry."""
+
+    def __init__(self, message: str, telemetry: Telemetry | None = None):
+        super().__init__(message)
+        self.telemetry = telemetry
+
+
+class CloudUnavailable(Exception):
+    """The cloud could not be reached or failed (after retries)."""
+
+
+class CloudClient(Protocol):
+    def assist(
+        self,
+        example: Example,
+        messages: list[dict[str, str]],
+        *,
+        idempotency_key: str,
+        group_help: int = 0,
+        group_size: int = 0,
+    ) -> CloudReply:
+        """The cloud completion for one prompt (one call per group that asked for help)."""
+        ...
+
+    def report_usage(self, task: str, responses: int, help_requests: int) -> Telemetry | None:
+        """Report a batch (training) or served answers; returns the cloud's telemetry if any."""
+        ...
+
+    def budget(self, task: str) -> Telemetry | None:
+        """Current telemetry for a task, without reporting anything."""
+        ...
