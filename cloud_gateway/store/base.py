@@ -1,0 +1,122 @@
+"""The store interface and the records it returns; the arithmetic is `collab.budget`.
+
+Every metered call (report, assist decision, completion) is one atomic step in the store: read
+the task policy and the device's counters, apply `collab.budget`, write, and remember the answer
+under the idempotency key `(device, key)` so that a retry is counted once and answered the same.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from collab import budget as b
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # device and task names (no ':')
+
+
+class UnknownTask(Exception):
+    """No policy for this task: it is neither built in nor created by an admin."""
+
+
+class KeyReused(Exception):
+    """An idempotency key was reused for a different call."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The budget of one (device, task) right after a metered call (or a read)."""
+
+    device: str
+    task: str
+    counters: b.Counters
+    tau_ppm: int  # tau in force after the call
+    mode: str
+    burst_ppm: int
+    allowed: bool = True  # assist: was it allowed
+    replayed: bool = False  # this answers a retry: nothing was counted
+    report: tuple[int, int] | None = None  # report: (responses, help_requests) of the call
+
+
+@dataclass(frozen=True)
+class Completion:
+    completion: str
+    prompt_tokens: int
+    completion_tokens: int
+    backend: str
+    replayed: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps([self.completion, self.prompt_tokens, self.completion_tokens, self.backend])
+
+    @classmethod
+    def from_json(cls, text: str | bytes, replayed: bool) -> Completion:
+        completion, pt, ct, backend = json.loads(text)
+        return cls(completion, int(pt), int(ct), backend, replayed)
+
+
+def snapshot(device: str, task: str, c: b.Counters, p: b.Policy, **kw) -> Snapshot:
+    return Snapshot(device, task, c, b.tau_at(p.schedule, c.responses), p.mode, p.burst_ppm, **kw)
+
+
+def encode(op: str, s: Snapshot) -> str:
+    """The remembered answer of a metered call; budget.lua writes the same JSON shape."""
+    return json.dumps(
+        {"op": op, "task": s.task, "allowed": s.allowed, "c": list(_values(s.counters)),
+         "tau": s.tau_ppm, "mode": s.mode, "burst": s.burst_ppm,
+         "report": list(s.report) if s.report else None}
+    )
+
+
+def decode(device: str, op: str, task: str, text: str | bytes, replayed: bool) -> Snapshot:
+    d = json.loads(text)
+    if d["op"] != op or d["task"] != task:
+        raise KeyReused(f"idempotency key already used for a {d['op']} call on task {d['task']!r}")
+    report = tuple(int(x) for x in d["report"]) if d.get("report") else None
+    return Snapshot(device, task, b.Counters(*(int(x) for x in d["c"])), int(d["tau"]), d["mode"],
+                    int(d["burst"]), bool(d["allowed"]), replayed, report)
+
+
+def _values(c: b.Counters) -> tuple[int, ...]:
+    return tuple(getattr(c, f) for f in b.FIELDS)
+
+
+def policy_to_json(p: b.Policy) -> dict:
+    return {"schedule": [list(s) for s in p.schedule], "mode": p.mode, "burst_ppm": p.burst_ppm,
+            "window": p.window}
+
+
+def policy_from_json(d: dict) -> b.Policy:
+    return b.Policy(tuple((int(s), int(t)) for s, t in d["schedule"]), d["mode"], int(d["burst_ppm"]),
+                    int(d["window"]))
+
+
+class Store(Protocol):
+    async def seed_policies(self, policies: dict[str, b.Policy]) -> None:
+        """Create the policies of tasks that have none (never overwrites an admin's change)."""
+
+    async def set_policy(self, task: str, policy: b.Policy) -> None: ...
+
+    async def policies(self) -> dict[str, b.Policy]: ...
+
+    async def report(self, device: str, task: str, responses: int, help_requests: int, key: str) -> Snapshot: ...
+
+    async def assist(self, device: str, task: str, key: str) -> Snapshot:
+        """Decide and count one Assist (or replay the decision of an earlier call with this key)."""
+
+    async def completion(self, device: str, key: str) -> Completion | None:
+        """The completion already served for this key, if any."""
+
+    async def complete(self, device: str, task: str, key: str, done: Completion) -> Completion:
+        """Remember the completion for this key and count its tokens, unless one is already
+        remembered (a concurrent retry): then return that one and count nothing."""
+
+    async def get(self, device: str, task: str) -> Snapshot: ...
+
+    async def budgets(self, device: str = "", task: str = "") -> list[Snapshot]: ...
+
+    async def reset(self, device: str, task: str = "") -> int: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,74 @@
+-- collab.budget (report / assist), the decision and the increment in one atomic step on Redis.
+-- Must stay equivalent to collab/budget.py: tests/cloud_gateway/test_store_agreement.py checks it.
+-- KEYS[1] policy hash, KEYS[2] counters hash, KEYS[3] idempotency key (op report/assist/complete).
+-- ARGV[1] op: report | assist | get | complete; ARGV[2] task; ARGV[3] idempotency TTL (s);
+--   report: ARGV[4] responses, ARGV[5] help_requests; complete: ARGV[4] record, ARGV[5] tokens.
+-- Returns the JSON answer (cloud_gateway/store/base.py `encode`), remembered under KEYS[3].
+local FIELDS = {'responses', 'help_requests', 'cloud_calls', 'denials', 'tokens', 'credit_ppm',
+                'win_responses', 'win_help', 'prev_responses', 'prev_help'}
+local PPM = 1000000
+local op, task, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+
+if op == 'complete' then
+  local prior = redis.call('GET', KEYS[3])
+  if prior then return {1, prior} end
+  redis.call('SET', KEYS[3], ARGV[4], 'EX', ttl)
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[5]) end
+  return {0, ARGV[4]}
+end
+
+if op ~= 'get' then
+  local prior = redis.call('GET', KEYS[3])
+  if prior then return {1, prior} end
+end
+
+local pol = redis.call('HMGET', KEYS[1], 'schedule', 'mode', 'burst_ppm', 'window')
+if not pol[1] then return redis.error_reply('UNKNOWN_TASK ' .. task) end
+local schedule, mode = cjson.decode(pol[1]), pol[2]
+local burst, window = tonumber(pol[3]), tonumber(pol[4])
+
+local c = {}
+local raw = redis.call('HMGET', KEYS[2], unpack(FIELDS))
+for i = 1, #FIELDS do c[i] = tonumber(raw[i]) or 0 end
+if not raw[1] then c[6] = burst end  -- a fresh budget starts full
+
+local function tau_at(n)
+  local t = schedule[1][2]
+  for _, s in ipairs(schedule) do
+    if s[1] > n then break end
+    t = s[2]
+  end
+  return t
+end
+
+local allowed, report = true, cjson.null
+if op == 'report' then
+  local r, h = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local earned = tau_at(c[1]) * r
+  c[1], c[2] = c[1] + r, c[2] + h
+  c[6] = math.min(burst, c[6] + earned)
+  c[7], c[8] = c[7] + r, c[8] + h
+  if c[7] >= window then c[9], c[10], c[7], c[8] = c[7], c[8], 0, 0 end
+  report = {r, h}
+elseif op == 'assist' then
+  if c[6] >= PPM then
+    c[3], c[6] = c[3] + 1, c[6] - PPM
+  elseif mode == 'meter' then
+    c[3], c[6] = c[3] + 1, 0
+  else
+    allowed, c[4] = false, c[4] + 1
+  end
+end
+
+local answer = cjson.encode({op = op, task = task, allowed = allowed, c = c, tau = tau_at(c[1]),
+                             mode = mode, burst = burst, report = report})
+if op ~= 'get' then
+  local args = {}
+  for i = 1, #FIELDS do
+    args[#args + 1] = FIELDS[i]
+    args[#args + 1] = string.format('%d', c[i])
+  end
+  redis.call('HSET', KEYS[2], unpack(args))
+  redis.call('SET', KEYS[3], answer, 'EX', ttl)
+end
+return {0, answer}

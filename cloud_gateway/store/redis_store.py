@@ -1,0 +1,121 @@
+"""The fleet budget store: Redis, each metered call one Lua script (`budget.lua`), atomic.
+
+The only module of the project that imports `redis`. Keys: `gw:p:<task>` (policy hash),
+`gw:c:<device>:<task>` (counters hash), `gw:i:<device>:<key>` (remembered answers, with TTL).
+Durability is Redis's: run it with `--appendonly yes --appendfsync always` (docs/gateway.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from collab import budget as b
+from cloud_gateway.store.base import (
+    Completion, Snapshot, UnknownTask, decode, policy_from_json, policy_to_json, snapshot,
+)
+
+LUA = (Path(__file__).parent / "budget.lua").read_text()
+
+
+class RedisStore:
+    def __init__(self, url: str, idempotency_ttl_s: float = 86400.0):
+        self.url = url
+        self.ttl = int(idempotency_ttl_s)
+        self.redis = aioredis.Redis.from_url(url, decode_responses=False)
+        self._script = self.redis.register_script(LUA)
+
+    # -- policies ---------------------------------------------------------------------------------
+    async def seed_policies(self, policies: dict[str, b.Policy]) -> None:
+        for task, p in policies.items():
+            fields = _policy_fields(p)
+            # HSETNX on the first field decides: a task an admin already configured stays as is.
+            if await self.redis.hsetnx(_pk(task), "schedule", fields.pop("schedule")):
+                await self.redis.hset(_pk(task), mapping=fields)
+
+    async def set_policy(self, task: str, policy: b.Policy) -> None:
+        await self.redis.hset(_pk(task), mapping=_policy_fields(policy))
+
+    async def policies(self) -> dict[str, b.Policy]:
+        out = {}
+        async for key in self.redis.scan_iter(match=b"gw:p:*", count=1000):
+            out[key.decode()[5:]] = await self._policy(key)
+        return out
+
+    async def _policy(self, key: bytes | str) -> b.Policy:
+        h = {k.decode(): v.decode() for k, v in (await self.redis.hgetall(key)).items()}
+        return policy_from_json({"schedule": json.loads(h["schedule"]), "mode": h["mode"],
+                                 "burst_ppm": h["burst_ppm"], "window": h["window"]})
+
+    # -- metered calls ----------------------------------------------------------------------------
+    async def report(self, device, task, responses, help_requests, key) -> Snapshot:
+        return await self._call(device, task, key, "report", responses, help_requests)
+
+    async def assist(self, device, task, key) -> Snapshot:
+        return await self._call(device, task, key, "assist")
+
+    async def get(self, device, task) -> Snapshot:
+        return await self._call(device, task, "", "get")
+
+    async def _call(self, device, task, key, op, *args) -> Snapshot:
+        try:
+            replayed, answer = await self._script(
+                keys=[_pk(task), _ck(device, task), _ik(device, key)], args=[op, task, self.ttl, *args])
+        except ResponseError as exc:
+            if "UNKNOWN_TASK" in str(exc):
+                raise UnknownTask(task) from None
+            raise
+        return decode(device, op, task, answer, replayed=bool(replayed))
+
+    async def completion(self, device, key) -> Completion | None:
+        prior = await self.redis.get(_ik(device, "done:" + key))
+        return None if prior is None else Completion.from_json(prior, replayed=True)
+
+    async def complete(self, device, task, key, done: Completion) -> Completion:
+        tokens = done.prompt_tokens + done.completion_tokens
+        replayed, record = await self._script(
+            keys=[_pk(task), _ck(device, task), _ik(device, "done:" + key)],
+            args=["complete", task, self.ttl, done.to_json(), tokens])
+        return Completion.from_json(record, replayed=True) if replayed else done
+
+    # -- reads and admin --------------------------------------------------------------------------
+    async def budgets(self, device="", task="") -> list[Snapshot]:
+        policies = await self.policies()
+        out = []
+        async for key in self.redis.scan_iter(match=f"gw:c:{device or '*'}:{task or '*'}", count=1000):
+            _, _, dev, tsk = key.decode().split(":")
+            if tsk in policies:
+                vals = await self.redis.hmget(key, *b.FIELDS)
+                out.append(snapshot(dev, tsk, b.Counters(*(int(v) for v in vals)), policies[tsk]))
+        return sorted(out, key=lambda s: (s.device, s.task))
+
+    async def reset(self, device, task="") -> int:
+        keys = [k async for k in self.redis.scan_iter(match=f"gw:c:{device}:{task or '*'}", count=1000)]
+        return await self.redis.delete(*keys) if keys else 0
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def _policy_fields(p: b.Policy) -> dict[str, str]:
+    d = policy_to_json(p)
+    return {"schedule": json.dumps(d["schedule"]), "mode": d["mode"], "burst_ppm": str(d["burst_ppm"]),
+            "window": str(d["window"])}
+
+
+def _pk(task: str) -> str:
+    return f"gw:p:{task}"
+
+
+def _ck(device: str, task: str) -> str:
+    return f"gw:c:{device}:{task}"
+
+
+def _ik(device: str, key: str) -> str:
+    return f"gw:i:{device}:{key}"

@@ -1,0 +1,100 @@
+"""The credit bucket and window arithmetic, against hand-computed numbers."""
+
+import pytest
+
+from collab import budget as b
+
+P = b.PPM
+
+
+def policy(tau=0.25, mode="enforce", burst=2, window=4, schedule=None):
+    return b.Policy(schedule=schedule or ((0, b.to_ppm(tau)),), mode=mode, burst_ppm=burst * P, window=window)
+
+
+def test_fresh_budget_starts_full():
+    assert b.fresh(policy(burst=3)).credit_ppm == 3 * P
+
+
+def test_enforce_spends_then_refuses_then_earns():
+    p = policy(tau=0.25, burst=2)
+    c = b.fresh(p)  # credit 2
+    ok1, c = b.assist(c, p)
+    ok2, c = b.assist(c, p)
+    ok3, c = b.assist(c, p)
+    assert (ok1, ok2, ok3) == (True, True, False)
+    assert (c.cloud_calls, c.denials, c.credit_ppm) == (2, 1, 0)
+    c = b.report(c, p, responses=3, help_requests=3)  # earns 0.75: still < 1
+    assert c.credit_ppm == 750_000
+    assert b.assist(c, p)[0] is False
+    c = b.report(c, p, responses=1, help_requests=0)  # 1.0 credit
+    ok, c = b.assist(c, p)
+    assert ok and c.credit_ppm == 0
+
+
+def test_credit_is_capped_at_burst():
+    p = policy(tau=0.5, burst=2)
+    c = b.report(b.fresh(p), p, responses=100, help_requests=0)
+    assert c.credit_ppm == 2 * P
+
+
+def test_meter_never_refuses_and_floors_credit_at_zero():
+    p = policy(tau=0.1, mode="meter", burst=1)
+    c = b.fresh(p)
+    for _ in range(3):
+        ok, c = b.assist(c, p)
+        assert ok
+    assert (c.cloud_calls, c.denials, c.credit_ppm) == (3, 0, 0)
+    c = b.report(c, p, 5, 0)  # 0.5 credit; meter spends it down to 0
+    ok, c = b.assist(c, p)
+    assert ok and c.credit_ppm == 0
+
+
+def test_schedule_tau_is_the_one_in_force_before_the_report():
+    sched = ((0, 100_000), (10, 300_000), (20, 700_000))
+    assert [b.tau_at(sched, n) for n in (0, 9, 10, 19, 20, 10**9)] == [
+        100_000, 100_000, 300_000, 300_000, 700_000, 700_000]
+    p = policy(schedule=sched, burst=100)
+    c = b.Counters(credit_ppm=0)
+    c = b.report(c, p, 10, 0)  # 10 * 0.1 = 1.0 (tau at 0 responses)
+    c = b.report(c, p, 10, 0)  # 10 * 0.3 = 3.0 (tau at 10)
+    c = b.report(c, p, 1, 0)  # 0.7 (tau at 20)
+    assert c.credit_ppm == 1_000_000 + 3_000_000 + 700_000
+
+
+def test_window_covers_open_plus_previous_window():
+    p = policy(window=4)
+    c = b.fresh(p)
+    c = b.report(c, p, 2, 2)  # open: 2/2
+    assert (c.win_responses, c.win_help, b.window_ratio(c)) == (2, 2, 1.0)
+    c = b.report(c, p, 2, 0)  # open reaches 4 -> closes: prev 4/2, open 0/0
+    assert (c.prev_responses, c.prev_help, c.win_responses) == (4, 2, 0)
+    assert b.window_ratio(c) == 0.5
+    c = b.report(c, p, 1, 1)  # (2 + 1) / (4 + 1)
+    assert b.window_ratio(c) == pytest.approx(3 / 5)
+    c = b.report(c, p, 3, 0)  # closes: prev 4/1, so the first window is gone
+    assert b.window_ratio(c) == 0.25
+    assert b.lifetime_ratio(c) == 3 / 8
+
+
+def test_ratio_of_nothing_is_zero():
+    assert b.lifetime_ratio(b.Counters()) == 0.0 and b.window_ratio(b.Counters()) == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(schedule=((1, 0),)), "schedule"),
+        (dict(schedule=((0, 0), (0, 1))), "schedule"),
+        (dict(schedule=((0, 1_000_001),)), "tau"),
+        (dict(mode="loose"), "mode"),
+        (dict(burst=0), "burst"),
+        (dict(window=0), "window_responses"),
+    ],
+)
+def test_invalid_policies_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        policy(**kwargs)
+
+
+def test_to_ppm_is_exact_for_typical_taus():
+    assert [b.to_ppm(t) for t in (0.0, 0.1, 0.3, 0.7, 1.0)] == [0, 100_000, 300_000, 700_000, P]
