@@ -9,9 +9,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from collab.tasks.base import Example, Task
 from dagrpo.errors import UserError
+
+if TYPE_CHECKING:  # importing collab.tasks loads every generator and loader: not for --help
+    from collab.tasks.base import Example, Task
 
 _MATH_GRADERS = ("exact", "equiv")  # mirrors collab.grading.MATH_GRADERS (checked in tests)
 _SPLITS = ("train", "val", "test")  # mirrors collab.tasks.base.SPLITS (checked in tests)
@@ -127,6 +130,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 def _grade_example(args: argparse.Namespace) -> Example:
     from collab.prompts import CHOICE_LETTERS
+    from collab.tasks.base import Example
 
     if args.example_id:
         if args.task or args.reference:
