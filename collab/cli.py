@@ -16,9 +16,6 @@ from dagrpo.errors import UserError
 if TYPE_CHECKING:  # importing collab.tasks loads every generator and loader: not for --help
     from collab.tasks.base import Example, Task
 
-_MATH_GRADERS = ("exact", "equiv")  # mirrors collab.grading.MATH_GRADERS (checked in tests)
-_SPLITS = ("train", "val", "test")  # mirrors collab.tasks.base.SPLITS (checked in tests)
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     _register_tasks(subparsers)
@@ -86,9 +83,10 @@ def cmd_tasks_list(_args: argparse.Namespace) -> int:
 
 def cmd_tasks_show(args: argparse.Namespace) -> int:
     from collab.prompts import SYSTEM_PROMPT, build_messages
+    from collab.tasks.base import SPLITS
 
-    if args.split not in _SPLITS:
-        raise UserError(f"unknown split {args.split!r}; expected one of {', '.join(_SPLITS)}")
+    if args.split not in SPLITS:
+        raise UserError(f"unknown split {args.split!r}; expected one of {', '.join(SPLITS)}")
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
     examples = _task(args.task).examples(args.split, n=args.n, seed=args.seed)
@@ -107,12 +105,14 @@ def cmd_tasks_show(args: argparse.Namespace) -> int:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    if args.math_grader not in _MATH_GRADERS:
+    from collab.grading import MATH_GRADERS
+    from collab.scoring import score
+
+    if args.math_grader not in MATH_GRADERS:
         raise UserError(f"unknown --math-grader {args.math_grader!r}; expected exact or equiv")
     example = _grade_example(args)
     local = _read(args.response_file, "--response-file")
     cloud = _read(args.cloud_file, "--cloud-file") if args.cloud_file else None
-    from collab.scoring import score
 
     scored = score(example, local, cloud, math_grader=args.math_grader)
     print(json.dumps({
@@ -140,7 +140,8 @@ def _grade_example(args: argparse.Namespace) -> Example:
         try:
             return get_example(args.example_id)
         except (KeyError, ValueError, IndexError) as exc:
-            raise UserError(f"unknown example id {args.example_id!r}: {exc}") from None
+            reason = exc.args[0] if exc.args else type(exc).__name__  # KeyError's str() adds quotes
+            raise UserError(f"unknown example id {args.example_id!r}: {reason}") from None
     if not (args.task and args.reference is not None):
         raise UserError("need --example-id, or --task together with --reference")
     kind = _task(args.task).kind
