@@ -1,0 +1,251 @@
+"""The code sandbox: hostile programs fail within the limits and leave the host untouched.
+
+Everything except the pure checks at the top runs the real sandbox (bwrap where installed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from collab import sandbox
+from collab.sandbox import SandboxLimits, run_code_tests, run_stdio_tests
+
+FAST = SandboxLimits(cpu_s=1, wall_s=5, memory_mb=256, processes=16, output_bytes=4096)
+
+
+def _uids_alive(uid: int) -> list[int]:
+    """Live (non-zombie) host pids with real uid `uid`, after giving SIGKILL up to 1 s to land.
+
+    A sandbox's fresh uid is used by nobody else.
+    """
+    deadline = time.monotonic() + 1
+    while (pids := _pids_of(uid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pids
+
+
+def _pids_of(uid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines())
+        except (FileNotFoundError, ProcessLookupError, NotADirectoryError, PermissionError):
+            continue
+        if fields["Uid"].split()[0] == str(uid) and not fields["State"].strip().startswith("Z"):
+            pids.append(int(entry.name))
+    return pids
+
+
+# --- pure pieces -------------------------------------------------------------------------------
+
+
+def test_limits_refuse_non_positive_values():
+    with pytest.raises(ValueError, match="memory_mb"):
+        SandboxLimits(memory_mb=0)
+
+
+def test_normalize_strips_trailing_whitespace_per_line_and_trailing_blank_lines():
+    assert sandbox._normalize("1  \n2\t\n\n\n") == "1\n2"
+    assert sandbox._normalize(" 1\n2") != sandbox._normalize("1\n2")  # leading space matters
+
+
+def test_unknown_backend_is_refused(monkeypatch):
+    monkeypatch.setenv(sandbox.BACKEND_ENV, "docker")
+    with pytest.raises(ValueError, match=sandbox.BACKEND_ENV):
+        run_code_tests("x = 1", "")
+
+
+# --- the real sandbox --------------------------------------------------------------------------
+
+integration = pytest.mark.integration
+
+
+@integration
+def test_bwrap_is_the_backend_here():
+    assert sandbox._backend() == "bwrap"  # the hostile tests below must exercise bwrap
+
+
+@integration
+def test_correct_program_passes_and_wrong_one_fails():
+    program = "def add(a, b):\n    return a + b\n"
+    assert run_code_tests(program, "assert add(2, 3) == 5").passed
+    wrong = run_code_tests(program, "assert add(2, 3) == 6")
+    assert not wrong.passed and wrong.returncode == 1 and "AssertionError" in wrong.stderr
+
+
+@integration
+def test_check_is_called_with_the_entry_point():
+    tests = "def check(candidate):\n    assert candidate(4) == 16\n"
+    assert run_code_tests("def sq(x):\n    return x * x\n", tests, entry_point="sq").passed
+    failed = run_code_tests("def sq(x):\n    return x + x + 1\n", tests, entry_point="sq")
+    assert not failed.passed and "AssertionError" in failed.stderr
+
+
+@integration
+@pytest.mark.parametrize("escape", ["import sys\nsys.exit(0)", "import os\nos._exit(0)", "exit()"])
+def test_exiting_before_the_tests_run_fails(escape):
+    result = run_code_tests(escape, "assert False")
+    assert result.returncode == 0 and not result.passed
+    assert result.reason == "exited before the tests finished"
+
+
+@integration
+def test_program_stdout_is_returned_without_the_token():
+    result = run_code_tests("print('hello')", "")
+    assert result.passed and result.stdout == "hello\n"
+
+
+@integration
+def test_host_is_invisible_and_the_program_is_unprivileged(tmp_path):
+    probe = f"""
+import os
+for path in ("/work", "/home", "/root/.ssh", "/etc/passwd", {str(tmp_path)!r}):
+    print(path, os.path.exists(path))
+status = open("/proc/self/status").read()
+print("uid", os.getuid(), "cap", status.split("CapEff:")[1].split()[0])
+print("cwd", os.getcwd(), os.listdir("."))
+open("scratch.txt", "w").write("private tmpfs is writable")
+"""
+    result = run_code_tests(probe, "", limits=FAST)
+    assert result.passed, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(line.endswith("False") for line in lines[:5]), lines
+    _, uid, _, cap = lines[5].split()
+    assert int(uid) >= 1 << 30 and int(cap, 16) == 0
+    assert lines[6] == "cwd /tmp []"
+
+
+@integration
+def test_infinite_loop_is_stopped_by_the_cpu_limit():
+    result = run_code_tests("while True:\n    pass\n", "", limits=FAST)
+    assert not result.passed and result.reason == "cpu time limit"
+    assert result.duration_s < FAST.wall_s
+
+
+@integration
+def test_sleeping_program_is_stopped_by_the_wall_limit():
+    limits = SandboxLimits(wall_s=1)
+    result = run_code_tests("import os, time\nprint(os.getuid(), flush=True)\ntime.sleep(60)", "", limits=limits)
+    assert not result.passed and result.timed_out and result.reason == "wall time limit"
+    assert result.duration_s < 3
+    assert _uids_alive(int(result.stdout.split()[0])) == []
+
+
+@integration
+def test_memory_bomb_hits_the_memory_limit():
+    bomb = "hoard = []\nwhile True:\n    hoard.append(bytearray(10**7))\n"
+    result = run_code_tests(bomb, "", limits=FAST)
+    assert not result.passed and result.reason == "memory limit"
+    assert result.duration_s < FAST.wall_s
+
+
+FORK_BOMB = """
+import os, time
+print(os.getuid(), flush=True)
+forks = 0
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        forks += 1
+except OSError:
+    print("forks", forks, flush=True)
+    raise SystemExit(3)
+"""
+
+
+@integration
+def test_fork_bomb_is_contained_by_the_process_limit():
+    result = run_code_tests(FORK_BOMB, "", limits=FAST)
+    assert not result.passed and not result.timed_out
+    uid_line, forks_line = result.stdout.splitlines()
+    assert forks_line == f"forks {FAST.processes - 1}"  # the limit, not memory, stopped it
+    assert _uids_alive(int(uid_line)) == []  # the sleeping children died with the sandbox
+
+
+@integration
+def test_classic_fork_bomb_ends_within_the_limits():
+    bomb = "import os\nprint(os.getuid(), flush=True)\nwhile True:\n    os.fork()\n"
+    result = run_code_tests(bomb, "", limits=FAST)
+    assert not result.passed and not result.timed_out
+    assert _uids_alive(int(result.stdout.split()[0])) == []
+
+
+@integration
+def test_network_connect_to_a_host_loopback_port_fails():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        program = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+        result = run_code_tests(program, "", limits=FAST)
+        readable, _, _ = select.select([server], [], [], 0.2)
+    assert not result.passed and "Error" in result.stderr
+    assert readable == []  # no connection ever reached the listening socket
+
+
+@integration
+def test_writing_a_host_file_fails_and_leaves_it_unchanged(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("original")
+    program = f"open({str(target)!r}, 'w').write('overwritten')\n"
+    result = run_code_tests(program, "", limits=FAST)
+    assert not result.passed and "FileNotFoundError" in result.stderr
+    assert target.read_text() == "original"
+
+
+@integration
+def test_system_directories_are_read_only():
+    result = run_code_tests("open('/usr/lib/evil.py', 'w').write('x')\n", "", limits=FAST)
+    assert not result.passed and ("Read-only" in result.stderr or "Permission" in result.stderr)
+    assert not Path("/usr/lib/evil.py").exists()
+
+
+@integration
+def test_huge_output_is_cut_at_the_output_limit():
+    result = run_code_tests("while True:\n    print('x' * 1000)\n", "", limits=FAST)
+    assert not result.passed and result.reason == "output limit"
+    assert len(result.stdout) <= FAST.output_bytes
+    assert result.duration_s < FAST.wall_s
+
+
+@integration
+def test_stdio_cases_pass_with_trailing_whitespace_and_fail_with_the_case_index():
+    program = "a, b = map(int, input().split())\nprint(a + b)\n"
+    assert run_stdio_tests(program, [("1 2\n", "3\n"), ("5 5", "10  \n\n")]).passed
+    result = run_stdio_tests(program, [("1 2\n", "3"), ("2 2\n", "5")])
+    assert not result.passed and result.reason == "case 1: wrong output" and result.stdout == "4\n"
+    with pytest.raises(ValueError):
+        run_stdio_tests(program, [])
+
+
+@integration
+def test_stdio_program_may_call_exit_after_printing():
+    assert run_stdio_tests("print(input()[::-1])\nexit(0)\n", [("abc\n", "cba\n")]).passed
+
+
+@integration
+def test_rlimit_fallback_warns_once_and_still_enforces_limits(monkeypatch, caplog):
+    monkeypatch.setenv(sandbox.BACKEND_ENV, "rlimit")
+    sandbox._warn_fallback.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="collab.sandbox"):
+        assert run_code_tests("def f():\n    return 1\n", "assert f() == 1", limits=FAST).passed
+        looping = run_code_tests("while True:\n    pass\n", "", limits=FAST)
+        # No pid namespace here: the sleeping children outlive the program until the wall limit.
+        bombed = run_code_tests(FORK_BOMB, "", limits=SandboxLimits(wall_s=1, processes=16))
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "WITHOUT bubblewrap" in caplog.text
+    assert looping.reason == "cpu time limit"
+    uid_line, forks_line = bombed.stdout.splitlines()
+    if os.getuid() == 0:
+        assert int(uid_line) >= 1 << 30  # the uid drop works without bwrap too
+    assert forks_line == "forks 15"
+    assert _uids_alive(int(uid_line)) == []  # the parent killed the process group
