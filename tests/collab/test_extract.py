@@ -1,6 +1,8 @@
 """Answer extraction and the step-format check (collab/extract.py)."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collab.extract import check_format, code_block, last_boxed, think_answer
 
@@ -193,3 +195,35 @@ def test_partial_uses_the_kind_limit():
 def test_full_mode_rejects_what_partial_accepts():
     assert not check_format("<think>\nStep 1: a\n", "math")
     assert not check_format("", "math")
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+_balanced = st.recursive(
+    st.text(alphabet="ab12+\\^ ", max_size=5),
+    lambda inner: st.tuples(inner, inner).map(lambda p: f"{p[0]}{{{p[1]}}}"),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=200), st.sampled_from(["math", "mcq", "code"]), st.booleans())
+def test_check_format_never_raises(text, kind, partial):
+    assert check_format(text, kind, partial=partial) in (True, False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_balanced, st.text(alphabet="xyz \n", max_size=20))
+def test_last_boxed_returns_balanced_content(content, before):
+    assert last_boxed(f"{before}\\boxed{{{content}}} tail") == content.strip()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 4), st.integers(0, 4))
+def test_every_line_prefix_of_a_good_response_is_partially_ok(n_steps, cut):
+    steps = "\n".join(f"Step {k}: s{k}" for k in range(1, n_steps + 1))
+    full = resp(steps)
+    assert check_format(full, "math")
+    lines = full.splitlines(keepends=True)
+    prefix = "".join(lines[: 1 + min(cut, n_steps)])  # `<think>` line plus `cut` step lines
+    assert check_format(prefix, "math", partial=True)
