@@ -21,6 +21,10 @@ class UnknownTask(Exception):
     """No policy for this task: it is neither built in nor created by an admin."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached (Redis down, SQLite locked too long): retry later."""
+
+
 class KeyReused(Exception):
     """An idempotency key was reused for a different call."""
 

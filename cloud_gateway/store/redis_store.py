@@ -11,11 +11,13 @@ import json
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from collab import budget as b
 from cloud_gateway.store.base import (
-    Completion, Snapshot, UnknownTask, decode, policy_from_json, policy_to_json, snapshot,
+    Completion, Snapshot, StoreUnavailable, UnknownTask, decode, policy_from_json, policy_to_json, snapshot,
 )
 
 LUA = (Path(__file__).parent / "budget.lua").read_text()
@@ -68,17 +70,25 @@ class RedisStore:
             if "UNKNOWN_TASK" in str(exc):
                 raise UnknownTask(task) from None
             raise
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise StoreUnavailable(f"redis at {self.url}: {exc}") from None
         return decode(device, op, task, answer, replayed=bool(replayed))
 
     async def completion(self, device, key) -> Completion | None:
-        prior = await self.redis.get(_ik(device, "done:" + key))
+        try:
+            prior = await self.redis.get(_ik(device, "done:" + key))
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise StoreUnavailable(f"redis at {self.url}: {exc}") from None
         return None if prior is None else Completion.from_json(prior, replayed=True)
 
     async def complete(self, device, task, key, done: Completion) -> Completion:
         tokens = done.prompt_tokens + done.completion_tokens
-        replayed, record = await self._script(
-            keys=[_pk(task), _ck(device, task), _ik(device, "done:" + key)],
-            args=["complete", task, self.ttl, done.to_json(), tokens])
+        try:
+            replayed, record = await self._script(
+                keys=[_pk(task), _ck(device, task), _ik(device, "done:" + key)],
+                args=["complete", task, self.ttl, done.to_json(), tokens])
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise StoreUnavailable(f"redis at {self.url}: {exc}") from None
         return Completion.from_json(record, replayed=True) if replayed else done
 
     # -- reads and admin --------------------------------------------------------------------------

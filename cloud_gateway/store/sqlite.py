@@ -17,7 +17,7 @@ from pathlib import Path
 
 from collab import budget as b
 from cloud_gateway.store.base import (
-    Completion, Snapshot, UnknownTask, decode, encode, policy_from_json, policy_to_json, snapshot,
+    Completion, Snapshot, StoreUnavailable, UnknownTask, decode, encode, policy_from_json, policy_to_json, snapshot,
 )
 
 SCHEMA = """
@@ -49,7 +49,10 @@ class SqliteStore:
         self._db = db
 
     async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        except sqlite3.OperationalError as exc:  # locked by another process for > 30 s, disk I/O
+            raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from None
 
     def _tx(self, fn, *args):
         """Run fn(db, ...) inside one IMMEDIATE transaction."""

@@ -1,0 +1,122 @@
+"""`GatewayCloud`: the device side of the gateway (a `collab.cloud.CloudClient` over gRPC).
+
+Used by the trainer (cloud queries through Assist, the dual update from the gateway's measured
+ratio) and by the edge agent. Every call has a deadline; UNAVAILABLE / DEADLINE_EXCEEDED are
+retried (`retries` times, exponential backoff) with the *same* idempotency key, so a retry is
+metered once; then `CloudUnavailable`. RESOURCE_EXHAUSTED becomes `CloudRefused` with the
+telemetry the gateway sent. Other errors (bad input, bad key) raise `grpc.RpcError` unchanged:
+they are bugs or misconfiguration, not weather. No redis, no torch here.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import grpc
+
+from collab.cloud import CloudRefused, CloudReply, CloudUnavailable, Telemetry
+from collab.tasks.base import Example
+from collab.v1 import gateway_pb2 as pb
+from collab.v1 import gateway_pb2_grpc as pb_grpc
+
+TELEMETRY_TRAILER = "collab-telemetry-bin"
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+MODE_NAMES = {pb.MODE_METER: "meter", pb.MODE_ENFORCE: "enforce"}
+
+
+def to_telemetry(t: pb.Telemetry) -> Telemetry:
+    return Telemetry(
+        task=t.task, tau=t.tau, mode=MODE_NAMES.get(t.mode, "unspecified"), responses=t.responses,
+        help_requests=t.help_requests, window_ratio=t.window_ratio, lifetime_ratio=t.lifetime_ratio,
+        credit=t.credit, report_ratio=t.report_ratio if t.HasField("report_ratio") else None)
+
+
+class GatewayCloud:
+    def __init__(self, address: str, api_key: str, *, timeout_s: float = 30.0, retries: int = 3,
+                 backoff_s: float = 0.1):
+        self.address, self.timeout_s, self.retries, self.backoff_s = address, timeout_s, retries, backoff_s
+        self._metadata = (("authorization", f"Bearer {api_key}"),)
+        self._channel = grpc.insecure_channel(address)
+        self.stub = pb_grpc.CloudGatewayStub(self._channel)
+
+    def assist(self, example: Example, messages: list[dict[str, str]], *, idempotency_key: str,
+               group_help: int = 0, group_size: int = 0) -> CloudReply:
+        req = pb.AssistRequest(
+            task=example.task, example_id=example.id,
+            messages=[pb.ChatMessage(role=m["role"], content=m["content"]) for m in messages],
+            idempotency_key=idempotency_key, group_help=group_help, group_size=group_size)
+        reply = self._call(self.stub.Assist, req)
+        return CloudReply(reply.completion, reply.prompt_tokens, reply.completion_tokens,
+                          to_telemetry(reply.telemetry))
+
+    def report_usage(self, task: str, responses: int, help_requests: int,
+                     idempotency_key: str | None = None) -> Telemetry:
+        """Meter a batch; `report_ratio` of the result is help/responses of this report as metered."""
+        req = pb.ReportUsageRequest(task=task, responses=responses, help_requests=help_requests,
+                                    idempotency_key=idempotency_key or uuid.uuid4().hex)
+        return to_telemetry(self._call(self.stub.ReportUsage, req).telemetry)
+
+    def budget(self, task: str) -> Telemetry:
+        return to_telemetry(self._call(self.stub.GetBudget, pb.GetBudgetRequest(task=task)).telemetry)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> GatewayCloud:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, method, request):
+        """One RPC with deadline and bounded retries; the request (and its key) is reused as is."""
+        for attempt in range(self.retries + 1):
+            try:
+                return method(request, timeout=self.timeout_s, metadata=self._metadata)
+            except grpc.RpcError as exc:
+                code = exc.code()
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise CloudRefused(exc.details(), _trailer_telemetry(exc)) from None
+                if code not in RETRYABLE:
+                    raise
+                if attempt == self.retries:
+                    raise CloudUnavailable(f"gateway {self.address}: {code.name} after {attempt + 1} "
+                                           f"attempts: {exc.details()}") from None
+                time.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+
+def _trailer_telemetry(exc: grpc.RpcError) -> Telemetry | None:
+    for key, value in exc.trailing_metadata() or ():
+        if key == TELEMETRY_TRAILER:
+            return to_telemetry(pb.Telemetry.FromString(value))
+    return None
+
+
+class AdminClient:
+    """The admin RPCs (`dagrpo gateway set-tau | budgets | reset`)."""
+
+    def __init__(self, address: str, admin_key: str, *, timeout_s: float = 10.0):
+        self._metadata = (("authorization", f"Bearer {admin_key}"),)
+        self._channel = grpc.insecure_channel(address)
+        self.stub = pb_grpc.GatewayAdminStub(self._channel)
+        self.timeout_s = timeout_s
+
+    def set_tau(self, task: str, schedule: list[tuple[int, float]], mode: str = "", burst: float = 0.0,
+                window_responses: int = 0) -> pb.TaskPolicy:
+        modes = {"": pb.MODE_UNSPECIFIED, "meter": pb.MODE_METER, "enforce": pb.MODE_ENFORCE}
+        req = pb.SetTauRequest(task=task, schedule=[pb.TauStep(from_responses=s, tau=t) for s, t in schedule],
+                               mode=modes[mode], burst=burst, window_responses=window_responses)
+        return self.stub.SetTau(req, timeout=self.timeout_s, metadata=self._metadata).policy
+
+    def budgets(self, device: str = "", task: str = "") -> pb.ListBudgetsResponse:
+        return self.stub.ListBudgets(pb.ListBudgetsRequest(device=device, task=task), timeout=self.timeout_s,
+                                     metadata=self._metadata)
+
+    def reset(self, device: str, task: str = "") -> int:
+        return self.stub.ResetDevice(pb.ResetDeviceRequest(device=device, task=task), timeout=self.timeout_s,
+                                     metadata=self._metadata).reset
+
+    def close(self) -> None:
+        self._channel.close()

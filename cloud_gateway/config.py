@@ -1,0 +1,105 @@
+"""Gateway configuration: defaults < TOML file (`--config`) < environment `GATEWAY_*` < CLI flags.
+
+Nested fields use `__` in the environment: `GATEWAY_TASKS__MATH__TAU=0.3`. A bad value fails at
+load with pydantic's message naming the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource,
+)
+
+from collab import budget as b
+
+
+class TaskBudget(BaseModel):
+    """The budget of one task: a constant tau or a schedule, the mode, the credit cap, the window."""
+
+    tau: float | None = Field(None, ge=0.0, le=1.0, description="constant share of responses that may ask for help")
+    schedule: list[tuple[int, float]] | None = Field(
+        None, description="[[from_responses, tau], ...] keyed on the device's lifetime responses")
+    mode: Literal["meter", "enforce"] = Field("meter", description="meter: count only; enforce: refuse without credit")
+    burst: float = Field(4.0, ge=1.0, description="credit cap, in help requests")
+    window_responses: int = Field(256, ge=1, description="responses per ratio window")
+
+    @model_validator(mode="after")
+    def _one_tau(self) -> TaskBudget:
+        if (self.tau is None) == (self.schedule is None):
+            raise ValueError("give exactly one of tau or schedule")
+        return self
+
+    def policy(self) -> b.Policy:
+        steps = [(0, self.tau)] if self.schedule is None else self.schedule
+        try:
+            return b.Policy(tuple((int(s), b.to_ppm(t)) for s, t in steps), self.mode,
+                            b.to_ppm(self.burst), self.window_responses)
+        except ValueError as exc:
+            raise ValueError(f"tasks: {exc}") from None
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid")
+
+    host: str = Field("127.0.0.1", description="gRPC listen address")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0: pick a free one)")
+    metrics_port: int = Field(9464, ge=-1, le=65535, description="Prometheus /metrics port (0: free one, -1: off)")
+    keys_file: Path = Field(Path("gateway-keys.toml"), description="device and admin key hashes")
+    redis_url: str = Field("", description="redis://host:port/db; empty: the embedded SQLite store")
+    sqlite_path: Path = Field(Path("gateway.db"), description="SQLite store file when redis_url is empty")
+    idempotency_ttl_s: float = Field(86400.0, gt=0, description="how long a retry gets the same answer")
+
+    backend: Literal["reference", "openai"] = Field("reference", description="the cloud model")
+    reference_accuracy: float = Field(0.97, ge=0.0, le=1.0, description="reference backend: share answered correctly")
+    reference_latency_s: float = Field(0.0, ge=0.0, description="reference backend: added latency per call")
+    reference_seed: int = Field(0, description="reference backend: seed of the correct/wrong draw")
+    openai_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible server")
+    openai_model: str = Field("default", description="model name sent to the server")
+    openai_api_key: SecretStr = Field(SecretStr("none"), description="key for the OpenAI-compatible server")
+    openai_timeout_s: float = Field(60.0, gt=0, description="per-attempt timeout")
+    openai_retries: int = Field(2, ge=0, le=10, description="retries on timeouts, 429 and 5xx")
+    openai_max_tokens: int = Field(512, ge=1, description="completion token cap")
+    openai_temperature: float = Field(0.0, ge=0.0, le=2.0)
+
+    max_prompt_chars: int = Field(32768, ge=1, description="longer prompts are refused (INVALID_ARGUMENT)")
+    grace_s: float = Field(10.0, ge=0, description="graceful shutdown: time in-flight calls get to finish")
+    tasks: dict[str, TaskBudget] = Field(default_factory=dict, description="per-task budgets (initial; admins change them live)")
+    default_budget: TaskBudget = Field(
+        default_factory=lambda: TaskBudget(tau=0.3), description="budget of built-in tasks not listed in `tasks`")
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_names(cls, v: dict[str, TaskBudget]) -> dict[str, TaskBudget]:
+        from cloud_gateway.store.base import NAME_RE
+
+        bad = [t for t in v if not NAME_RE.match(t)]
+        if bad:
+            raise ValueError(f"task names must match {NAME_RE.pattern}: {bad}")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = settings_cls.model_config.get("toml_file")
+        sources = [init_settings, env_settings]
+        if toml:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+
+def load_settings(config: Path | None = None, **overrides) -> GatewaySettings:
+    """Settings from an optional TOML file, the environment and explicit overrides (highest)."""
+    if config is None:
+        return GatewaySettings(**overrides)
+    if not Path(config).is_file():
+        raise FileNotFoundError(f"gateway config file not found: {config}")
+
+    class FromFile(GatewaySettings):
+        model_config = SettingsConfigDict(toml_file=config)
+
+    return FromFile(**overrides)

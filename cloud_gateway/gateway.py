@@ -1,0 +1,166 @@
+"""The gateway's domain logic: validate, meter atomically in the store, ask the cloud backend.
+
+No gRPC here: the servicer (`service.py`) converts wire <-> these calls and maps the errors below
+to status codes. Assist is two atomic store steps around the backend call:
+
+1. decide+count (or replay the decision remembered under the idempotency key);
+2. backend completion, remembered under the key together with its tokens (first writer wins),
+so a retry is counted once and gets the same completion; a retry after a backend failure gets the
+already-granted decision and a fresh backend attempt (the credit is not spent twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from collab import budget as b
+from cloud_gateway.auth import Principal
+from cloud_gateway.backends.base import AssistInput, CloudBackend
+from cloud_gateway.metrics import GatewayMetrics
+from cloud_gateway.store.base import NAME_RE, Completion, Snapshot, Store
+
+MAX_KEY_CHARS = 128
+MAX_COUNT = 10**9  # per report; keeps counters far from float precision in Lua
+ROLES = ("system", "user", "assistant")
+
+
+class InvalidArgument(Exception):
+    pass
+
+
+class PermissionDenied(Exception):
+    pass
+
+
+class Refused(Exception):
+    """Enforce mode, no credit left."""
+
+    def __init__(self, snapshot: Snapshot):
+        super().__init__(f"help budget exhausted for task {snapshot.task!r}: credit "
+                         f"{snapshot.counters.credit_ppm / b.PPM:.3f} < 1 (tau {snapshot.tau_ppm / b.PPM:g})")
+        self.snapshot = snapshot
+
+
+@dataclass
+class Gateway:
+    store: Store
+    backend: CloudBackend
+    metrics: GatewayMetrics
+    max_prompt_chars: int = 32768
+
+    # -- device RPCs ------------------------------------------------------------------------------
+    async def assist(self, who: Principal, device: str, task: str, example_id: str,
+                     messages: list[tuple[str, str]], key: str, group_help: int, group_size: int,
+                     timeout_s: float) -> tuple[Snapshot, Completion]:
+        device = self._own_device(who, device)
+        _check_task(task)
+        _check_key(key)
+        self._check_messages(messages)
+        if not 0 <= group_help <= group_size:
+            raise InvalidArgument(f"need 0 <= group_help <= group_size, got {group_help}, {group_size}")
+        s = await self.store.assist(device, task, key)
+        if not s.allowed:
+            self.metrics.assists.labels(task, "refused").inc()
+            if not s.replayed:
+                self.metrics.denials.labels(task).inc()
+            raise Refused(s)
+        done = await self.store.completion(device, key)
+        if done is None:
+            fresh = await self.backend.complete(
+                AssistInput(device, task, example_id, tuple(messages), key), timeout_s)
+            done = await self.store.complete(device, task, key, fresh)
+            if not done.replayed:
+                self.metrics.tokens.labels(task, "prompt").inc(done.prompt_tokens)
+                self.metrics.tokens.labels(task, "completion").inc(done.completion_tokens)
+        self.metrics.assists.labels(task, "replayed" if s.replayed else "allowed").inc()
+        self.metrics.observe(s)
+        return s, done
+
+    async def report(self, who: Principal, device: str, task: str, responses: int, help_requests: int,
+                     key: str) -> Snapshot:
+        device = self._own_device(who, device)
+        _check_task(task)
+        _check_key(key)
+        if not (0 <= responses <= MAX_COUNT and 0 <= help_requests <= MAX_COUNT):
+            raise InvalidArgument(f"counts must lie in [0, {MAX_COUNT}], got responses={responses}, "
+                                  f"help_requests={help_requests}")
+        if help_requests > responses:
+            raise InvalidArgument(f"help_requests ({help_requests}) exceeds responses ({responses})")
+        s = await self.store.report(device, task, responses, help_requests, key)
+        if not s.replayed:
+            self.metrics.responses.labels(task).inc(responses)
+            self.metrics.help_requests.labels(task).inc(help_requests)
+        self.metrics.observe(s)
+        return s
+
+    async def get_budget(self, who: Principal, device: str, task: str) -> Snapshot:
+        device = device if who.admin and device else self._own_device(who, device)
+        _check_task(task)
+        return await self.store.get(device, task)
+
+    # -- admin RPCs -------------------------------------------------------------------------------
+    async def set_tau(self, who: Principal, task: str, schedule: list[tuple[int, float]], mode: str,
+                      burst: float, window: int) -> b.Policy:
+        _need_admin(who)
+        _check_task(task)
+        if not schedule:
+            raise InvalidArgument("schedule: give at least one step (from_responses 0, tau)")
+        if any(not 0.0 <= t <= 1.0 for _, t in schedule):
+            raise InvalidArgument(f"tau must lie in [0, 1], got {[t for _, t in schedule]}")
+        if burst < 0 or window < 0:
+            raise InvalidArgument("burst and window_responses must not be negative (0 keeps the current)")
+        current = (await self.store.policies()).get(task)
+        try:
+            policy = b.Policy(
+                tuple((int(s), b.to_ppm(t)) for s, t in schedule),
+                mode or (current.mode if current else "meter"),
+                b.to_ppm(burst) if burst else (current.burst_ppm if current else 4 * b.PPM),
+                window or (current.window if current else 256))
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
+        await self.store.set_policy(task, policy)
+        self.metrics.tau.labels(task).set(b.tau_at(policy.schedule, 0) / b.PPM)
+        return policy
+
+    async def budgets(self, who: Principal, device: str, task: str) -> tuple[list[Snapshot], dict[str, b.Policy]]:
+        _need_admin(who)
+        return await self.store.budgets(device, task), await self.store.policies()
+
+    async def reset(self, who: Principal, device: str, task: str) -> int:
+        _need_admin(who)
+        if not NAME_RE.match(device):
+            raise InvalidArgument(f"device: {device!r} is not a device name")
+        return await self.store.reset(device, task)
+
+    # -- checks -----------------------------------------------------------------------------------
+    def _own_device(self, who: Principal, device: str) -> str:
+        if who.admin:
+            raise PermissionDenied("the admin key is not a device key: use a device's own key")
+        if device and device != who.name:
+            raise PermissionDenied(f"device {who.name!r} may not use the budget of device {device!r}")
+        return who.name
+
+    def _check_messages(self, messages: list[tuple[str, str]]) -> None:
+        chars = sum(len(c) for _, c in messages)
+        if not messages or chars == 0:
+            raise InvalidArgument("empty prompt: send at least one message with content")
+        if chars > self.max_prompt_chars:
+            raise InvalidArgument(f"prompt too long: {chars} characters > {self.max_prompt_chars}")
+        bad = {r for r, _ in messages} - set(ROLES)
+        if bad:
+            raise InvalidArgument(f"unknown message roles {sorted(bad)}; use {ROLES}")
+
+
+def _need_admin(who: Principal) -> None:
+    if not who.admin:
+        raise PermissionDenied(f"admin RPCs need the admin key; {who.name!r} is a device")
+
+
+def _check_task(task: str) -> None:
+    if not NAME_RE.match(task):
+        raise InvalidArgument(f"task: {task!r} is not a valid task name")
+
+
+def _check_key(key: str) -> None:
+    if not 1 <= len(key) <= MAX_KEY_CHARS:
+        raise InvalidArgument(f"idempotency_key: needs 1..{MAX_KEY_CHARS} characters, got {len(key)}")

@@ -1,0 +1,29 @@
+"""Prometheus metrics of the gateway (`gateway_*`), on a registry of its own per server."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from cloud_gateway.store.base import Snapshot
+from collab import budget as b
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.assists = Counter("gateway_assists_total", "Assist calls by outcome (allowed, refused, "
+                               "replayed, error)", ["task", "outcome"], registry=r)
+        self.responses = Counter("gateway_responses_total", "Responses reported", ["task"], registry=r)
+        self.help_requests = Counter("gateway_help_requests_total", "Help requests reported", ["task"], registry=r)
+        self.denials = Counter("gateway_denials_total", "Assist calls refused for lack of credit", ["task"], registry=r)
+        self.tokens = Counter("gateway_cloud_tokens_total", "Cloud tokens served", ["task", "kind"], registry=r)
+        self.latency = Histogram("gateway_rpc_latency_seconds", "RPC latency", ["method"], registry=r,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.tau = Gauge("gateway_tau", "Current tau per task (of the last device seen)", ["task"], registry=r)
+        self.ratio = Gauge("gateway_collab_ratio", "Window collaboration ratio of the last device that "
+                           "reported (fleet ratio: rate(help_requests)/rate(responses))", ["task"], registry=r)
+
+    def observe(self, s: Snapshot) -> None:
+        self.tau.labels(s.task).set(s.tau_ppm / b.PPM)
+        self.ratio.labels(s.task).set(b.window_ratio(s.counters))

@@ -1,0 +1,149 @@
+"""`dagrpo gateway serve`: the gRPC server, its store, backend, health, reflection and metrics.
+
+Start-up: load keys, open the store (Redis when `redis_url` is set, else SQLite), seed the task
+policies (built-in tasks with `default_budget`, plus `tasks` from the config; an admin's live
+change is never overwritten), start gRPC + health + reflection, start `/metrics`.
+Shutdown (SIGTERM/SIGINT or `stop()`): health goes NOT_SERVING, new calls are refused, in-flight
+calls get `grace_s` to finish, then the store and the backend close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from collab.v1 import gateway_pb2 as pb
+from collab.v1 import gateway_pb2_grpc as pb_grpc
+from cloud_gateway.auth import KeyRing
+from cloud_gateway.backends import build_backend
+from cloud_gateway.config import GatewaySettings
+from cloud_gateway.gateway import Gateway
+from cloud_gateway.metrics import GatewayMetrics
+from cloud_gateway.service import CloudGatewayServicer, GatewayAdminServicer
+
+log = logging.getLogger("cloud_gateway")
+SERVICES = (pb.DESCRIPTOR.services_by_name["CloudGateway"].full_name,
+            pb.DESCRIPTOR.services_by_name["GatewayAdmin"].full_name)
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def build_store(settings: GatewaySettings):
+    if settings.redis_url:
+        from cloud_gateway.store.redis_store import RedisStore
+
+        return RedisStore(settings.redis_url, settings.idempotency_ttl_s)
+    from cloud_gateway.store.sqlite import SqliteStore
+
+    return SqliteStore(settings.sqlite_path, settings.idempotency_ttl_s)
+
+
+def initial_policies(settings: GatewaySettings) -> dict:
+    from collab.tasks import list_tasks
+
+    policies = {t: settings.default_budget.policy() for t in list_tasks()}
+    policies.update({t: cfg.policy() for t, cfg in settings.tasks.items()})
+    return policies
+
+
+class GatewayServer:
+    """One gateway process: `await start()` returns the bound port; `await stop()` drains."""
+
+    def __init__(self, settings: GatewaySettings):
+        self.settings = settings
+        self.keys = KeyRing.load(settings.keys_file)
+        self.metrics = GatewayMetrics()
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+        self._metrics_http = None
+
+    async def start(self) -> int:
+        s = self.settings
+        self.store = build_store(s)
+        await self.store.seed_policies(initial_policies(s))
+        self.backend = build_backend(s)
+        self.gateway = Gateway(self.store, self.backend, self.metrics, s.max_prompt_chars)
+        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                                               ("grpc.so_reuseport", 0)])
+        pb_grpc.add_CloudGatewayServicer_to_server(CloudGatewayServicer(self.gateway, self.keys), self.server)
+        pb_grpc.add_GatewayAdminServicer_to_server(GatewayAdminServicer(self.gateway, self.keys), self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC to {s.host}:{s.port}")
+        await self.server.start()
+        for name in ("", *SERVICES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if s.metrics_port >= 0:
+            self._metrics_http, _ = start_http_server(s.metrics_port, s.host, registry=self.metrics.registry)
+            self.metrics_port = self._metrics_http.server_port
+        log.info("gateway on %s:%d (store %s, backend %s, metrics port %s)", s.host, self.port,
+                 "redis" if s.redis_url else f"sqlite {s.sqlite_path}", self.backend.name, self.metrics_port)
+        return self.port
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        grace = self.settings.grace_s if grace_s is None else grace_s
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)  # refuses new calls, lets in-flight ones finish within grace
+        await self.store.close()
+        await self.backend.close()
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+            self._metrics_http.server_close()
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down: draining in-flight calls (grace %.1f s)", self.settings.grace_s)
+        await self.stop()
+
+
+def serve(settings: GatewaySettings) -> None:
+    asyncio.run(GatewayServer(settings).serve_forever())
+
+
+class EmbeddedGateway:
+    """A gateway on a background thread, for synchronous callers (`dagrpo demo`, tests).
+
+    with EmbeddedGateway(settings) as gw:
+        client = GatewayCloud(gw.address, key)
+    """
+
+    def __init__(self, settings: GatewaySettings):
+        self.settings = settings
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="gateway", daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.server.port}"
+
+    def __enter__(self) -> EmbeddedGateway:
+        self._thread.start()
+        self.server = self._run(self._make())
+        self._run(self.server.start())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._run(self.server.stop(1.0))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _make(self) -> GatewayServer:
+        return GatewayServer(self.settings)
+
+    def _run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
