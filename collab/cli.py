@@ -95,8 +95,11 @@ def cmd_tasks_show(args: argparse.Namespace) -> int:
     for ex in examples:
         messages = build_messages(ex.kind, ex.question, ex.choices)
         if args.json:
-            print(json.dumps({"id": ex.id, "kind": ex.kind, "messages": messages,
-                              "answer": ex.answer, "solution": ex.solution}))
+            record = {"id": ex.id, "kind": ex.kind, "difficulty": ex.difficulty,
+                      "messages": messages, "answer": ex.answer, "solution": ex.solution}
+            if ex.kind == "code":
+                record.update(entry_point=ex.entry_point, tests=ex.tests)
+            print(json.dumps(record))
             continue
         print(f"=== {ex.id} (kind {ex.kind}, difficulty {ex.difficulty}) ===")
         print(f"--- user ---\n{messages[1]['content']}")

@@ -64,6 +64,12 @@ def test_tasks_show_json_mcq(capsys):
     assert record["answer"] in "ABCDEFGHIJ"
 
 
+def test_tasks_show_json_code_carries_tests(capsys):
+    rc, out, _ = run(capsys, "tasks", "show", "code", "--n", "1", "--json")
+    record = json.loads(out)
+    assert rc == 0 and record["tests"] and record["entry_point"] in record["solution"]
+
+
 # --- grade --------------------------------------------------------------------------------------
 
 def test_grade_math_by_reference(capsys, tmp_path):
