@@ -36,7 +36,8 @@ def main() -> int:
     durations = sorted(r.duration_s for r in results)
     failed = [e.id for e, r in zip(examples, results) if not r.passed]
     print(f"passed: {len(results) - len(failed)}/{len(results)}  failed: {failed}")
-    print(f"total wall: {total_s:.2f} s  ({total_s / len(results) * 1000:.1f} ms/program amortised)")
+    amortised_ms = total_s / len(results) * 1000
+    print(f"total wall: {total_s:.2f} s  ({amortised_ms:.1f} ms/program amortised)")
     print(
         "per program: mean {:.1f} ms  p50 {:.1f} ms  p95 {:.1f} ms  max {:.1f} ms".format(
             statistics.mean(durations) * 1000,

