@@ -82,7 +82,10 @@ def pick(rng: random.Random, items: Sequence[T]) -> T:
 
 @dataclass(frozen=True)
 class GeneratedTask:
-    """A built-in task: `build(rng, level) -> (content_key, Example fields)` behind seeded ids.
+    """A built-in task: `build(rng, level) -> (content_key, draft)` behind seeded ids.
+
+`finish(draft)` turns the kept draft into Example fields (a dict); it runs once per example, not
+once per rejected draw, so a generator can defer its expensive part (computing test outputs).
 
     The level of example `index` is `levels[index % len(levels)]`, so every split mixes the
     levels evenly and an id alone fixes the level. `sizes` is what `examples(split)` returns with
@@ -91,7 +94,8 @@ class GeneratedTask:
 
     name: str
     kind: Kind
-    build: Callable[[random.Random, int], tuple[str, dict]]
+    build: Callable[[random.Random, int], tuple[str, object]]
+    finish: Callable[[object], dict] = dict
     levels: tuple[int, ...] = (1, 2, 3, 4, 5)
     sizes: dict[str, int] = field(default_factory=lambda: {"train": 5000, "val": 500, "test": 500})
 
@@ -101,7 +105,8 @@ class GeneratedTask:
 
     def example(self, split: str, index: int, seed: int = 0) -> Example:
         level = self.levels[index % len(self.levels)]
-        fields = draw_in_split(self.name, split, index, seed, lambda rng: self.build(rng, level))
+        draft = draw_in_split(self.name, split, index, seed, lambda rng: self.build(rng, level))
+        fields = self.finish(draft)
         return Example(id=make_id(self.name, split, index, seed), task=self.name, kind=self.kind,
                        difficulty=level, **fields)
 
