@@ -34,6 +34,8 @@ MATH_VERIFY_TIMEOUT_S = 5
 # `\text{B}`, `\textbf{B}`, `\mathrm{B}` wrappers around a choice.
 _TEXT_WRAPPER = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\s*\{(.*)\}$", re.DOTALL)
 # `B`, `(B)`, `B.`, `B)`, `[B]` -- a letter or an index with optional brackets/trailing dot.
+# How a choice's text may be written: bare, or after its letter (`B. Venus`, `(B) Venus`, `B) Venus`).
+_TEXT_FORMS = ("{1}", "{0}. {1}", "({0}) {1}", "{0}) {1}")
 _LABEL = re.compile(r"^[(\[]?\s*([A-Za-z]|\d+)\s*[)\].]?$")
 
 
@@ -62,7 +64,8 @@ def mcq_choice_indices(extracted: str, choices: tuple[str, ...]) -> set[int]:
 
     Accepted, case-insensitive, optionally wrapped in `\\text{}`: a letter within the number of
     choices (`B`, `b`, `(B)`, `B.`, `B)`), a 1-based index (`2` is the second choice, also `(2)`),
-    or the text of a choice (whitespace-normalised, optionally prefixed by its letter: `B. Paris`).
+    or the text of a choice (case and spacing ignored), bare or after its own letter (`B. Paris`,
+    `(B) Paris`, `B) Paris`).
     """
     text = _unwrap(extracted)
     indices: set[int] = set()
@@ -75,7 +78,8 @@ def mcq_choice_indices(extracted: str, choices: tuple[str, ...]) -> set[int]:
             indices.add(CHOICE_LETTERS.find(token.upper()))
     wanted = _norm(text)
     for i, choice in enumerate(choices):
-        if wanted in (_norm(choice), _norm(f"{CHOICE_LETTERS[i]}. {choice}")):
+        letter = CHOICE_LETTERS[i]
+        if wanted in {_norm(form.format(letter, choice)) for form in _TEXT_FORMS}:
             indices.add(i)
     n = len(choices) or len(CHOICE_LETTERS)  # choices unknown (grading by letter only): A..J
     return {i for i in indices if 0 <= i < n}

@@ -49,13 +49,13 @@ CHOICES = ("Mercury", "Venus", "Earth", "Mars")
 @pytest.mark.parametrize(
     "extracted",
     ["B", "b", "(B)", "B.", "B)", "[B]", " B ", "2", "(2)", "\\text{B}", "\\textbf{b}",
-     "Venus", "  venus ", "B. Venus"],
+     "Venus", "  venus ", "B. Venus", "(B) Venus", "b) venus", "\\text{(B) Venus}"],
 )
 def test_mcq_accepts_letter_index_and_text(extracted):
     assert grade_mcq(extracted, "B", CHOICES)
 
 
-@pytest.mark.parametrize("extracted", ["A", "1", "Mars", "E", "5", "0", "Ven", "B or C", "", None])
+@pytest.mark.parametrize("extracted", ["A", "1", "Mars", "E", "5", "0", "Ven", "B or C", "A. Venus", "", None])
 def test_mcq_rejects_other_choices_and_garbage(extracted):
     assert not grade_mcq(extracted, "B", CHOICES)
 
