@@ -67,3 +67,36 @@ def redis_server(tmp_path):
     server.start()
     yield server
     server.kill()
+
+
+@dataclass
+class Keys:
+    path: Path
+    d1: str
+    d2: str
+    admin: str
+
+
+@pytest.fixture
+def keys(tmp_path) -> Keys:
+    from cloud_gateway.auth import add_key
+
+    path = tmp_path / "keys.toml"
+    return Keys(path, add_key(path, "d1"), add_key(path, "d2"), add_key(path, "ops", admin=True))
+
+
+@pytest.fixture
+def settings(tmp_path, keys):
+    from cloud_gateway.config import load_settings
+
+    return load_settings(port=0, metrics_port=0, keys_file=keys.path, sqlite_path=tmp_path / "gw.db",
+                         reference_accuracy=1.0, grace_s=5.0)
+
+
+@pytest.fixture
+def gateway(settings):
+    """An in-process gateway (SQLite store, reference backend) on a free loopback port."""
+    from cloud_gateway.server import EmbeddedGateway
+
+    with EmbeddedGateway(settings) as gw:
+        yield gw
