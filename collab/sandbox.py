@@ -74,9 +74,9 @@ def _drive():
     builtins.exit = builtins.quit = sys.exit  # normally added by `site`, which -S skips
     sys.argv = ["main.py"]
     exec(compile(source, "main.py", "exec"), {"__name__": "__main__", "__builtins__": builtins})
-    if token:
-        sys.stdout.flush()
-        sys.stdout.write("\n" + token + "\n")
+    if token:  # to fd 1 directly: the program may have replaced sys.stdout
+        sys.__stdout__.flush()
+        os.write(1, ("\n" + token + "\n").encode())
 _drive()
 """
 
@@ -190,7 +190,7 @@ def _failure(run: _Run) -> str:
     if run.timed_out:
         return "wall time limit"
     if run.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-        return "cpu time limit"  # nothing else sends SIGKILL: the parent's kills are flagged
+        return "cpu time limit"  # RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL at the hard one
     if run.returncode != 0 and "MemoryError" in run.stderr:
         return "memory limit"
     if run.returncode < 0:

@@ -104,6 +104,12 @@ def test_program_stdout_is_returned_without_the_token():
 
 
 @integration
+def test_program_that_replaces_sys_stdout_still_passes():
+    program = "import io, sys\nsys.stdout = io.StringIO()\nprint('swallowed')\n"
+    assert run_code_tests(program, "assert True").passed
+
+
+@integration
 def test_host_is_invisible_and_the_program_is_unprivileged(tmp_path):
     probe = f"""
 import os
