@@ -100,3 +100,68 @@ def gateway(settings):
 
     with EmbeddedGateway(settings) as gw:
         yield gw
+
+
+@dataclass
+class GatewayProcess:
+    """`dagrpo gateway serve` as a subprocess on a fixed loopback port (so it can be restarted)."""
+
+    args: list[str]
+    port: int
+    log: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import os
+        import sys
+
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dagrpo.cli", "gateway", "serve", "--port", str(self.port),
+                 "--metrics-port", "-1", "--log-level", "WARNING", *self.args],
+                stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 30
+        with grpc.insecure_channel(self.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
+                try:
+                    if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                        return
+                except grpc.RpcError:
+                    time.sleep(0.1)
+        raise RuntimeError(f"gateway did not become healthy: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def terminate(self) -> int:
+        self.proc.terminate()
+        return self.proc.wait(30)
+
+
+@pytest.fixture
+def gateway_process(tmp_path, keys):
+    """Factory: gateway_process(*extra_args) -> a started GatewayProcess; all killed after the test."""
+    started = []
+
+    def make(*args: str) -> GatewayProcess:
+        gp = GatewayProcess(["--keys-file", str(keys.path), *args], free_port(), tmp_path / f"gw{len(started)}.log")
+        started.append(gp)
+        gp.start()
+        return gp
+
+    yield make
+    for gp in started:
+        gp.kill()

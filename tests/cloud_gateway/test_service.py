@@ -203,8 +203,7 @@ def test_graceful_shutdown_finishes_in_flight_calls(tmp_path, keys):
                              reference_latency_s=1.0, reference_accuracy=1.0, grace_s=5.0)
     ex = get_example(EX)
     results = []
-    gw = EmbeddedGateway(settings)
-    with gw:
+    with EmbeddedGateway(settings) as gw:
         cloud = GatewayCloud(gw.address, keys.d1, retries=0)
         worker = threading.Thread(target=lambda: results.append(
             cloud.assist(ex, build_messages(ex.kind, ex.question), idempotency_key="slow")))
