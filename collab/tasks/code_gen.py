@@ -97,7 +97,7 @@ def sum_multiples(rng: random.Random) -> Problem:
     return Problem(f"summult:{k}", name, "nums", f"returns the sum of the numbers in the list nums that are divisible by {k}",
                    f"def {name}(nums):\n    return sum(x for x in nums if x % {k} == 0)\n",
                    lambda nums: sum(filter(lambda x: x % k == 0, nums)),
-                   _cases(rng, lambda: (_ints(rng, rng.randint(3, 8)),), (([],), ([1],))))
+                   _cases(rng, lambda: (_ints(rng, rng.randint(3, 8)),), (([],), ([1, k, 2 * k + 1, 3 * k],))))
 
 
 def reverse_words(rng: random.Random) -> Problem:
@@ -192,7 +192,7 @@ def palindrome(rng: random.Random) -> Problem:
     def make() -> tuple:
         w = pick(rng, WORDS)
         return (rng.choice((w + w[::-1], w[:3] + w[2::-1], "A " + w[:2] + ", " + w[1::-1] + " a", w)),)
-    return Problem(f"palindrome:{strict}", name, "s", doc, source, oracle, _cases(rng, make, (("",), ("Ab ba",))))
+    return Problem(f"palindrome:{strict}", name, "s", doc, source, oracle, _cases(rng, make, (("",), ("Ab ba",), ("ab",))))
 
 
 def second_largest(rng: random.Random) -> Problem:
@@ -277,7 +277,7 @@ def balanced(rng: random.Random) -> Problem:
     shown = ", ".join(pieces)
     return Problem(f"balanced:{pairs}", name, "s",
                    f"returns True if the brackets {shown} in the string s are balanced and properly nested (other characters are ignored), else False",
-                   source, oracle, _cases(rng, make, (("",), ("x",))))
+                   source, oracle, _cases(rng, make, (("",), ("x",), (closes[0] + opens[0],))))
 
 
 def flatten(rng: random.Random) -> Problem:

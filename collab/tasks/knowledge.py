@@ -112,31 +112,47 @@ def calendar(rng: random.Random, level: int) -> Built:
         return f"cycle:{unit}:{start}+{k}", mcq_fields(rng, right, wrong, steps[1:] if k == 1 else steps, q, "calendar")
     if level == 3:
         year = rng.randint(1800, 2100)
-        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        leap = _leap(year)
         right = 29 if leap else 28
         q = f"How many days does February have in the year {year}?"
         why = "divisible by 4" + (" and not a century year" if year % 100 else ", and a century year divisible by 400")
         step = f"{year} is {'a leap year (' + why + ')' if leap else 'not a leap year'}, so February has {right} days."
         return f"feb:{year}", mcq_fields(rng, str(right), ["30", "31", "28", "29"], [step], q, "calendar")
-    start = dt.date(2000, 1, 1) + dt.timedelta(days=rng.randrange(365 * 40))
+    start = EPOCH + dt.timedelta(days=rng.randrange(365 * 40))
     if level == 4:
         n = rng.randint(20, 400)
         end = start + dt.timedelta(days=n)
         wrong = [_date(end + dt.timedelta(days=d)) for d in (1, -1, 30, -30, 7)]
         q = f"What date is {n} days after {_date(start)}?"
-        return (f"after:{start}+{n}",
-                mcq_fields(rng, _date(end), wrong, [f"{_date(start)} plus {n} days is {_date(end)}."], q, "calendar"))
+        day = start.timetuple().tm_yday
+        steps = [f"{_date(start)} is day {day} of {start.year}.", f"{day} + {n} = {day + n}.",
+                 f"Day {day + n} counted from January 1, {start.year} is {_date(end)}."]
+        return f"after:{start}+{n}", mcq_fields(rng, _date(end), wrong, steps, q, "calendar")
     if rng.randrange(2):
         end = start + dt.timedelta(days=rng.randint(40, 900))
         n = (end - start).days
         q = f"How many days are there from {_date(start)} to {_date(end)}?"
+        d1, d2 = start.timetuple().tm_yday, end.timetuple().tm_yday
+        years = sum(366 if _leap(y) else 365 for y in range(start.year, end.year))
+        steps = [f"{_date(start)} is day {d1} of {start.year}; {_date(end)} is day {d2} of {end.year}.",
+                 f"The whole years from {start.year} to {end.year} add {years} days.",
+                 f"{years} + {d2} - {d1} = {n}."]
         return (f"between:{start}:{end}",
-                mcq_fields(rng, str(n), numeric_distractors(rng, n, [n + 1, n - 1, n + 30]),
-                           [f"Counting the days from {_date(start)} to {_date(end)} gives {n}."], q, "calendar"))
+                mcq_fields(rng, str(n), numeric_distractors(rng, n, [n + 1, n - 1, n + 30]), steps, q, "calendar"))
     right = WEEKDAYS[start.weekday()]
     q = f"On which day of the week was {_date(start)}?"
     wrong = [WEEKDAYS[(start.weekday() + d) % 7] for d in (1, -1, 2)]
-    return f"weekday:{start}", mcq_fields(rng, right, wrong, [f"{_date(start)} was a {right}."], q, "calendar")
+    n = (start - EPOCH).days
+    steps = [f"{_date(EPOCH)} was a {WEEKDAYS[EPOCH.weekday()]}.", f"{_date(start)} is {n} days later.",
+             f"{n} mod 7 = {n % 7}, and {n % 7} days after {WEEKDAYS[EPOCH.weekday()]} is {right}."]
+    return f"weekday:{start}", mcq_fields(rng, right, wrong, steps, q, "calendar")
+
+
+EPOCH = dt.date(2000, 1, 1)  # generated dates lie in 2000..2039
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def _date(d: dt.date) -> str:

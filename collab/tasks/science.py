@@ -137,7 +137,8 @@ def planets(rng: random.Random, level: int) -> Built:
     far = rng.randrange(2) == 0
     right = four[-1] if far else four[0]
     word = "farthest from" if far else "closest to"
-    q = f"Which of these planets is {word} the Sun?"
+    names = [PLANETS[p] for p in four]
+    q = f"Which of these planets is {word} the Sun: {', '.join(names[:3])} or {names[3]}?"
     steps = [f"From the Sun: {', '.join(PLANETS)}.", f"Of the four, {PLANETS[right]} is {word} the Sun."]
     return (f"planetext:{word}:{four}",
             mcq_fields(rng, PLANETS[right], [PLANETS[p] for p in four if p != right], steps, q, "planets"))
