@@ -28,18 +28,16 @@ class TaskBudget(BaseModel):
     window_responses: int = Field(256, ge=1, description="responses per ratio window")
 
     @model_validator(mode="after")
-    def _one_tau(self) -> TaskBudget:
+    def _valid_policy(self) -> TaskBudget:
         if (self.tau is None) == (self.schedule is None):
             raise ValueError("give exactly one of tau or schedule")
+        self.policy()  # raises ValueError naming the field (schedule, tau, burst, ...)
         return self
 
     def policy(self) -> b.Policy:
         steps = [(0, self.tau)] if self.schedule is None else self.schedule
-        try:
-            return b.Policy(tuple((int(s), b.to_ppm(t)) for s, t in steps), self.mode,
-                            b.to_ppm(self.burst), self.window_responses)
-        except ValueError as exc:
-            raise ValueError(f"tasks: {exc}") from None
+        return b.Policy(tuple((int(s), b.to_ppm(t)) for s, t in steps), self.mode,
+                        b.to_ppm(self.burst), self.window_responses)
 
 
 class GatewaySettings(BaseSettings):
