@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collab.cloud import CloudClient
 from dagrpo.errors import UserError
-from edge_agent.errors import ContextOverflow, InvalidQuestion
+from edge_agent.domain import ContextOverflow, InvalidQuestion
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.outbox import UsageOutbox
 from edge_agent.service import EdgeService, Question, resolve_adapter

@@ -12,7 +12,6 @@ trigger is detected by a stopping criterion on the decoded tail, so the returned
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp
@@ -20,19 +19,10 @@ import numpy as np
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from collab.protocol import HELP_TRIGGER, split_at_trigger
-from edge_agent.errors import ContextOverflow
+from edge_agent.domain import ContextOverflow, Generation
 
 # Decoded tail inspected for the trigger, in tokens: the trigger is ~6 tokens in BPE vocabularies.
 _TRIGGER_WINDOW = 24
-
-
-@dataclass(frozen=True)
-class Generation:
-    text: str  # the local response; when `asked_help`, it ends right after the trigger
-    asked_help: bool
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str  # "stop" (EOS), "length" (max_tokens) or "help" (the trigger)
 
 
 class LocalModel:
@@ -54,6 +44,11 @@ class LocalModel:
         self.adapter_path: str | None = None
         if adapter_path:
             self.set_adapter(adapter_path)
+
+    @property
+    def llama(self) -> llama_cpp.Llama:
+        """The underlying llama-cpp-python object (benchmarks compare against it raw)."""
+        return self._llm
 
     @property
     def n_ctx(self) -> int:

@@ -1,22 +1,29 @@
 """A durable local queue of usage reports (SQLite): no usage is lost across outages or restarts.
 
-Every served answer adds one row (task, responses=1, help_requests=0|1). `flush` sends the pending
-rows, summed per task, with one `report_usage` per task, and deletes exactly the rows it sent once
-the cloud acknowledged them. A failed report leaves its rows for the next flush.
+Every served answer adds one row (task, responses=1, help_requests=0|1). `flush` seals the pending
+rows of each task into a batch with a fresh idempotency key (stored with the rows), sends the
+batch's sums with one `report_usage`, and deletes the batch once the cloud acknowledged it. A
+failed report leaves the batch sealed: the next flush, in this process or after a restart, sends
+the same rows with the same key, so the gateway meters a report that was applied but whose
+acknowledgement was lost only once. Exactly-once as long as the gateway remembers the key.
 
-Delivery is at-least-once: if the gateway applied a report but the acknowledgement was lost, the
-rows are sent again (the `report_usage` interface carries no idempotency key).
+`report_usage(..., idempotency_key=)` is `cloud_gateway.client.GatewayCloud`'s extension of the
+`collab.cloud.CloudClient` interface.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from collab.cloud import CloudClient, CloudRefused, CloudUnavailable, Telemetry
+
+log = logging.getLogger("edge_agent")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -24,7 +31,8 @@ CREATE TABLE IF NOT EXISTS usage (
     task TEXT NOT NULL,
     responses INTEGER NOT NULL,
     help_requests INTEGER NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    batch TEXT  -- idempotency key of the report carrying this row; NULL until sealed
 )
 """
 
@@ -66,21 +74,29 @@ class UsageOutbox:
         return {task: (int(r), int(h)) for task, r, h in rows}
 
     def flush(self, cloud: CloudClient) -> FlushResult:
-        """Send what is pending, one report per task; keep what could not be delivered."""
+        """Send what is pending, one report per (task, batch); keep what could not be delivered."""
         with self._lock:
-            high = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM usage").fetchone()[0]
-            groups = self._db.execute(
-                "SELECT task, SUM(responses), SUM(help_requests), COUNT(*) FROM usage "
-                "WHERE id <= ? GROUP BY task", (high,)
-            ).fetchall()
+            unsealed = self._db.execute(
+                "SELECT DISTINCT task FROM usage WHERE batch IS NULL").fetchall()
+            for (task,) in unsealed:
+                self._db.execute("UPDATE usage SET batch = ? WHERE task = ? AND batch IS NULL",
+                                 (uuid.uuid4().hex, task))
+            batches = self._db.execute(
+                "SELECT batch, task, SUM(responses), SUM(help_requests), COUNT(*) FROM usage "
+                "GROUP BY batch, task ORDER BY MIN(id)").fetchall()
         sent, telemetry = 0, {}
-        for task, responses, help_requests, n_rows in groups:
+        for key, task, responses, help_requests, n_rows in batches:
             try:
-                t = cloud.report_usage(task, int(responses), int(help_requests))
-            except (CloudUnavailable, CloudRefused):
-                continue  # stays queued; the next flush retries it
+                t = cloud.report_usage(task, int(responses), int(help_requests),
+                                       idempotency_key=key)
+            except (CloudUnavailable, CloudRefused) as exc:
+                log.warning("usage report for %s kept for later: %s", task, exc)
+                continue
+            except Exception:  # e.g. a rejected API key: loud, and the rows stay queued
+                log.exception("usage report for %s failed; kept for later", task)
+                continue
             with self._lock:
-                self._db.execute("DELETE FROM usage WHERE task = ? AND id <= ?", (task, high))
+                self._db.execute("DELETE FROM usage WHERE batch = ?", (key,))
             sent += n_rows
             if t is not None:
                 telemetry[task] = t

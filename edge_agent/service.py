@@ -32,7 +32,7 @@ from collab.prompts import build_messages
 from collab.protocol import compose, split_at_trigger
 from collab.tasks import get_example, get_task
 from collab.tasks.base import Example
-from edge_agent.errors import InvalidQuestion
+from edge_agent.domain import InvalidQuestion
 from edge_agent.export import export_adapter, find_adapter_dir
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.outbox import UsageOutbox
@@ -96,7 +96,7 @@ def task_kind(q: Question) -> str:
     try:
         kind = get_task(q.task).kind
     except (KeyError, ValueError) as exc:
-        raise InvalidQuestion(f"unknown task {q.task!r}: {exc}") from None
+        raise InvalidQuestion(exc.args[0] if exc.args else f"unknown task {q.task!r}") from None
     if kind == "mcq" and not q.choices:
         raise InvalidQuestion(f"task {q.task!r} is multiple choice: give 'choices'")
     if kind != "mcq" and q.choices:
@@ -163,6 +163,9 @@ class EdgeService:
             return None, "budget_exhausted"
         except CloudUnavailable as exc:
             log.warning("cloud unavailable, answering locally: %s", exc)
+            return None, "unavailable"
+        except Exception:  # e.g. a rejected API key: misconfiguration, logged loudly, not a 500
+            log.exception("cloud call failed, answering locally")
             return None, "unavailable"
         self._note_telemetry(q.task, reply.telemetry)
         return reply, "served"

@@ -1,0 +1,72 @@
+"""Fakes for unit tests of the agent's logic (integration tests use the real model and gateway)."""
+
+from __future__ import annotations
+
+import threading
+
+from collab.cloud import CloudRefused, CloudReply, CloudUnavailable, Telemetry
+from collab.protocol import HELP_TRIGGER
+from edge_agent.domain import ContextOverflow, Generation
+
+LOCAL_TEXT = "<think>\nStep 1: 2 + 2 = 4.\n</think>\n<answer>Final answer: \\boxed{4}</answer>"
+HELP_TEXT = "<think>\nStep 1: This is hard.\n" + HELP_TRIGGER
+CLOUD_TEXT = "Step 2: The cloud solves it.\n</think>\n<answer>Final answer: \\boxed{7}</answer>"
+
+
+class FakeModel:
+    """Answers locally, or asks for help when the question contains 'HARD'.
+
+    `gate` (a threading.Event), when set on the instance, holds every generation until released.
+    """
+
+    n_ctx = 2048
+
+    def __init__(self):
+        self.adapter_path = None
+        self.calls: list[tuple[str, str | None]] = []  # (question, adapter in force)
+        self.gate: threading.Event | None = None
+
+    def generate(self, messages, *, max_tokens, temperature=0.0, seed=None) -> Generation:
+        question = messages[-1]["content"]
+        if "OVERFLOW" in question:
+            raise ContextOverflow("the prompt is 9999 tokens: more than the context window")
+        if self.gate is not None:
+            self.gate.wait(10)
+        self.calls.append((question, self.adapter_path))
+        if "HARD" in question:
+            return Generation(HELP_TEXT, True, 100, 12, "help")
+        return Generation(LOCAL_TEXT, False, 100, 20, "stop")
+
+    def set_adapter(self, path):
+        self.adapter_path = path
+
+
+def telemetry(task: str, ratio: float = 0.25) -> Telemetry:
+    return Telemetry(task=task, tau=0.3, mode="enforce", responses=4, help_requests=1,
+                     window_ratio=ratio, lifetime_ratio=ratio, credit=1.0)
+
+
+class FakeCloud:
+    """A CloudClient whose behaviour a test switches: 'ok', 'refuse', 'down'."""
+
+    def __init__(self, mode: str = "ok"):
+        self.mode = mode
+        self.assist_keys: list[str] = []
+        self.reports: list[tuple[str, int, int, str | None]] = []
+
+    def assist(self, example, messages, *, idempotency_key, group_help=0, group_size=0):
+        self.assist_keys.append(idempotency_key)
+        if self.mode == "refuse":
+            raise CloudRefused("no credit", telemetry(example.task, 0.5))
+        if self.mode == "down":
+            raise CloudUnavailable("gateway down")
+        return CloudReply(CLOUD_TEXT, 50, 15, telemetry(example.task))
+
+    def report_usage(self, task, responses, help_requests, idempotency_key=None):
+        if self.mode == "down":
+            raise CloudUnavailable("gateway down")
+        self.reports.append((task, responses, help_requests, idempotency_key))
+        return telemetry(task)
+
+    def budget(self, task):
+        return telemetry(task)

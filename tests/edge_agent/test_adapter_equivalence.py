@@ -1,0 +1,79 @@
+"""llama.cpp + exported GGUF LoRA == torch + peft on the same weights, up to quantization noise.
+
+Torch runs SmolLM2 dequantized from the same Q4_1 GGUF (float32); llama.cpp runs it quantized.
+Their base-vs-base gap is the noise floor; the adapter gap must sit at that floor, and an export
+without the q/k row permutation must be measurably worse (it still loads and often agrees on top-1).
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from edge_agent.export import export_adapter
+from edge_agent.settings import default_model_path
+from edge_adapters import write_random_adapter
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+QUESTIONS = ["What is 17 * 23?", "Name the largest planet in the solar system.",
+             "Write a Python function that reverses a string."]
+
+
+def _gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(max |logit difference|, top-1 agreement) over prompts; a, b: (n_prompts, n_vocab)."""
+    return float(np.abs(a - b).max()), float(np.mean(a.argmax(-1) == b.argmax(-1)))
+
+
+@pytest.fixture(scope="module")
+def logits(tmp_path_factory):
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    torch = pytest.importorskip("torch")
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from collab.prompts import build_messages
+    from edge_agent.llm import LocalModel
+
+    base = default_model_path()
+    tmp = tmp_path_factory.mktemp("equiv")
+    adapter_dir = write_random_adapter(tmp / "adapter", seed=1)
+    permuted = export_adapter(adapter_dir, base, tmp / "permuted.gguf")
+    unpermuted = export_adapter(adapter_dir, base, tmp / "unpermuted.gguf", permute_qk=False)
+
+    llm = LocalModel(base, n_ctx=1024, threads=2)
+    prompts = [llm.prompt_tokens(build_messages("math", q)) for q in QUESTIONS]
+
+    def cpp(adapter):
+        llm.set_adapter(adapter)
+        return np.stack([llm.next_token_logits(p) for p in prompts])
+
+    out = {"cpp_base": cpp(None), "cpp_lora": cpp(str(permuted)), "cpp_unperm": cpp(str(unpermuted))}
+    del llm
+
+    torch.set_num_threads(2)
+    model = AutoModelForCausalLM.from_pretrained(os.path.dirname(base), gguf_file=os.path.basename(base),
+                                                 dtype=torch.float32)
+
+    def torch_logits(m):
+        with torch.no_grad():
+            return np.stack([m(torch.tensor([p])).logits[0, -1].numpy() for p in prompts])
+
+    out["torch_base"] = torch_logits(model)
+    out["torch_lora"] = torch_logits(PeftModel.from_pretrained(model, str(adapter_dir)).eval())
+    return out
+
+
+def test_adapter_matches_peft_at_the_quantization_noise_floor(logits):
+    floor, floor_top1 = _gap(logits["cpp_base"], logits["torch_base"])
+    gap, top1 = _gap(logits["cpp_lora"], logits["torch_lora"])
+    effect, _ = _gap(logits["torch_lora"], logits["torch_base"])
+    unperm, unperm_top1 = _gap(logits["cpp_unperm"], logits["torch_lora"])
+    print(f"\nbase vs base (noise floor): max|dlogit|={floor:.3f} top1={floor_top1:.2f}"
+          f"\nllama.cpp+LoRA vs torch+peft: max|dlogit|={gap:.3f} top1={top1:.2f}"
+          f"\nun-permuted export vs torch+peft: max|dlogit|={unperm:.3f} top1={unperm_top1:.2f}"
+          f"\nadapter effect (torch+peft vs torch base): max|dlogit|={effect:.3f}")
+    assert effect > 5 * floor, "the adapter must change the logits well beyond the noise"
+    assert gap < 2.0 * floor + 0.1
+    assert top1 == 1.0
+    assert unperm > 2 * gap, "without the q/k permutation the export must be measurably worse"
