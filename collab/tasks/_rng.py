@@ -111,6 +111,8 @@ once per rejected draw, so a generator can defer its expensive part (computing t
                        difficulty=level, **fields)
 
     def examples(self, split: str, n: int | None = None, seed: int = 0) -> list[Example]:
+        if split not in self.sizes:
+            raise ValueError(f"unknown split {split!r}; expected one of {tuple(self.sizes)}")
         count = self.sizes[split] if n is None else n
         return [self.example(split, i, seed) for i in range(count)]
 

@@ -101,50 +101,67 @@ def words(rng: random.Random, level: int) -> Built:
 
 def calendar(rng: random.Random, level: int) -> Built:
     if level <= 2:
-        names = pick(rng, (WEEKDAYS, MONTHS))
-        unit = "day of the week" if names is WEEKDAYS else "month"
-        start = rng.randrange(len(names))
-        k = 1 if level == 1 else rng.randint(2, 60 if names is WEEKDAYS else 30)
-        right = names[(start + k) % len(names)]
-        wrong = [names[(start + k + d) % len(names)] for d in (1, -1, 2, -2)]
-        q = f"Which {unit} comes {k} {'day' if names is WEEKDAYS else 'month'}{'s' if k > 1 else ''} after {names[start]}?"
-        steps = [f"{k} mod {len(names)} = {k % len(names)}.", f"{k % len(names)} after {names[start]} is {right}."]
-        return f"cycle:{unit}:{start}+{k}", mcq_fields(rng, right, wrong, steps[1:] if k == 1 else steps, q, "calendar")
+        return _cycle(rng, level)
     if level == 3:
-        year = rng.randint(1800, 2100)
-        leap = _leap(year)
-        right = 29 if leap else 28
-        q = f"How many days does February have in the year {year}?"
-        why = "divisible by 4" + (" and not a century year" if year % 100 else ", and a century year divisible by 400")
-        step = f"{year} is {'a leap year (' + why + ')' if leap else 'not a leap year'}, so February has {right} days."
-        return f"feb:{year}", mcq_fields(rng, str(right), ["30", "31", "28", "29"], [step], q, "calendar")
+        return _february(rng)
     start = EPOCH + dt.timedelta(days=rng.randrange(365 * 40))
     if level == 4:
-        n = rng.randint(20, 400)
-        end = start + dt.timedelta(days=n)
-        wrong = [_date(end + dt.timedelta(days=d)) for d in (1, -1, 30, -30, 7)]
-        q = f"What date is {n} days after {_date(start)}?"
-        day = start.timetuple().tm_yday
-        steps = [f"{_date(start)} is day {day} of {start.year}.", f"{day} + {n} = {day + n}.",
-                 f"Day {day + n} counted from January 1, {start.year} is {_date(end)}."]
-        return f"after:{start}+{n}", mcq_fields(rng, _date(end), wrong, steps, q, "calendar")
-    if rng.randrange(2):
-        end = start + dt.timedelta(days=rng.randint(40, 900))
-        n = (end - start).days
-        q = f"How many days are there from {_date(start)} to {_date(end)}?"
-        d1, d2 = start.timetuple().tm_yday, end.timetuple().tm_yday
-        years = sum(366 if _leap(y) else 365 for y in range(start.year, end.year))
-        steps = [f"{_date(start)} is day {d1} of {start.year}; {_date(end)} is day {d2} of {end.year}.",
-                 f"The whole years from {start.year} to {end.year} add {years} days.",
-                 f"{years} + {d2} - {d1} = {n}."]
-        return (f"between:{start}:{end}",
-                mcq_fields(rng, str(n), numeric_distractors(rng, n, [n + 1, n - 1, n + 30]), steps, q, "calendar"))
-    right = WEEKDAYS[start.weekday()]
-    q = f"On which day of the week was {_date(start)}?"
+        return _date_after(rng, start)
+    return _days_between(rng, start) if rng.randrange(2) else _weekday_of(rng, start)
+
+
+def _cycle(rng: random.Random, level: int) -> Built:
+    """The weekday or month k steps after a given one (k = 1 at level 1)."""
+    names = pick(rng, (WEEKDAYS, MONTHS))
+    unit, step = ("day of the week", "day") if names is WEEKDAYS else ("month", "month")
+    start = rng.randrange(len(names))
+    k = 1 if level == 1 else rng.randint(2, 60 if names is WEEKDAYS else 30)
+    right = names[(start + k) % len(names)]
+    wrong = [names[(start + k + d) % len(names)] for d in (1, -1, 2, -2)]
+    q = f"Which {unit} comes {k} {step}{'s' if k > 1 else ''} after {names[start]}?"
+    steps = [f"{k} mod {len(names)} = {k % len(names)}.", f"{k % len(names)} after {names[start]} is {right}."]
+    return f"cycle:{unit}:{start}+{k}", mcq_fields(rng, right, wrong, steps[1:] if k == 1 else steps, q, "calendar")
+
+
+def _february(rng: random.Random) -> Built:
+    year = rng.randint(1800, 2100)
+    right = 29 if _leap(year) else 28
+    why = "divisible by 4" + (" and not a century year" if year % 100 else ", and a century year divisible by 400")
+    step = f"{year} is {'a leap year (' + why + ')' if _leap(year) else 'not a leap year'}, so February has {right} days."
+    q = f"How many days does February have in the year {year}?"
+    return f"feb:{year}", mcq_fields(rng, str(right), ["30", "31", "28", "29"], [step], q, "calendar")
+
+
+def _date_after(rng: random.Random, start: dt.date) -> Built:
+    n = rng.randint(20, 400)
+    end = start + dt.timedelta(days=n)
+    wrong = [_date(end + dt.timedelta(days=d)) for d in (1, -1, 30, -30, 7)]  # off by one day or month
+    day = start.timetuple().tm_yday
+    steps = [f"{_date(start)} is day {day} of {start.year}.", f"{day} + {n} = {day + n}.",
+             f"Day {day + n} counted from January 1, {start.year} is {_date(end)}."]
+    q = f"What date is {n} days after {_date(start)}?"
+    return f"after:{start}+{n}", mcq_fields(rng, _date(end), wrong, steps, q, "calendar")
+
+
+def _days_between(rng: random.Random, start: dt.date) -> Built:
+    end = start + dt.timedelta(days=rng.randint(40, 900))
+    n = (end - start).days
+    d1, d2 = start.timetuple().tm_yday, end.timetuple().tm_yday
+    years = sum(366 if _leap(y) else 365 for y in range(start.year, end.year))
+    steps = [f"{_date(start)} is day {d1} of {start.year}; {_date(end)} is day {d2} of {end.year}.",
+             f"The whole years from {start.year} to {end.year} add {years} days.", f"{years} + {d2} - {d1} = {n}."]
+    q = f"How many days are there from {_date(start)} to {_date(end)}?"
+    wrong = numeric_distractors(rng, n, [n + 1, n - 1, n + 30])  # counting both ends, a month slip
+    return f"between:{start}:{end}", mcq_fields(rng, str(n), wrong, steps, q, "calendar")
+
+
+def _weekday_of(rng: random.Random, start: dt.date) -> Built:
+    right, first = WEEKDAYS[start.weekday()], WEEKDAYS[EPOCH.weekday()]
     wrong = [WEEKDAYS[(start.weekday() + d) % 7] for d in (1, -1, 2)]
     n = (start - EPOCH).days
-    steps = [f"{_date(EPOCH)} was a {WEEKDAYS[EPOCH.weekday()]}.", f"{_date(start)} is {n} days later.",
-             f"{n} mod 7 = {n % 7}, and {n % 7} days after {WEEKDAYS[EPOCH.weekday()]} is {right}."]
+    steps = [f"{_date(EPOCH)} was a {first}.", f"{_date(start)} is {n} days later.",
+             f"{n} mod 7 = {n % 7}, and {n % 7} days after {first} is {right}."]
+    q = f"On which day of the week was {_date(start)}?"
     return f"weekday:{start}", mcq_fields(rng, right, wrong, steps, q, "calendar")
 
 

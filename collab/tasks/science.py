@@ -47,6 +47,9 @@ ELEMENTS = (
 )
 
 
+WHERE = {"solid": "below the melting point", "liquid": "between the two", "gas": "above the boiling point"}
+
+
 def _state(temp_c: float, melt: float, boil: float) -> str:
     return "solid" if temp_c < melt else ("liquid" if temp_c < boil else "gas")
 
@@ -67,7 +70,7 @@ def states(rng: random.Random, level: int) -> Built:
         steps.insert(0, f"{kelvin} K = {kelvin} - 273.15 = {fmt_num(temp_c)} C.")
     else:
         shown = f"{temp_c} C"
-    steps.append(f"{fmt_num(temp_c)} C is {'below the melting point' if state == 'solid' else 'above the boiling point' if state == 'gas' else 'between the two'}, so it is a {state}.")
+    steps.append(f"{fmt_num(temp_c)} C is {WHERE[state]}, so it is a {state}.")
     q = f"At a pressure of 1 atm, what is the state of {name} at {shown}?"
     return f"state:{name}:{shown}", mcq_fields(rng, state, [s for s in STATES if s != state], steps, q, "states")
 
@@ -169,6 +172,12 @@ def elements(rng: random.Random, level: int) -> Built:
 def formulas(rng: random.Random, level: int) -> Built:
     """Physics computed from drawn parameters; levels 2..5."""
     kind = rng.randrange(2)
+    return (_two_step(rng) if level == 5 else
+            _one_formula(rng, level, kind) if level in (2, 3) else _squared_or_decimal(rng, kind))
+
+
+def _one_formula(rng: random.Random, level: int, kind: int) -> Built:
+    """One multiplication or division: v = d/t, F = m*a (level 2); density, Ohm's law (level 3)."""
     if level == 2 and kind == 0:
         v, t = rng.randint(2, 30), rng.randint(2, 12)
         d = v * t
@@ -184,21 +193,22 @@ def formulas(rng: random.Random, level: int) -> Built:
         q = f"A block has a mass of {fmt_num(mass)} g and a volume of {vol} cm^3. What is its density in g/cm^3?"
         return f"density:{fmt_num(mass)}/{vol}", _numeric(rng, rho, [vol / mass, mass * vol, mass - vol],
                                                           ["density = mass / volume.", f"{fmt_num(mass)} / {vol} = {fmt_num(rho)}"], q)
-    if level == 3:
-        i, r = rng.randint(1, 12) / 2, rng.randint(2, 100)
-        q = f"A current of {fmt_num(i)} A flows through a {r} ohm resistor. What is the voltage across it in volts?"
-        return f"ohm:{fmt_num(i)}*{r}", _numeric(rng, i * r, [r / i, i / r, i + r], ["V = I * R.", f"{fmt_num(i)} * {r} = {fmt_num(i * r)}"], q)
-    if level == 4 and kind == 0:
+    i, r = rng.randint(1, 12) / 2, rng.randint(2, 100)
+    q = f"A current of {fmt_num(i)} A flows through a {r} ohm resistor. What is the voltage across it in volts?"
+    return f"ohm:{fmt_num(i)}*{r}", _numeric(rng, i * r, [r / i, i / r, i + r], ["V = I * R.", f"{fmt_num(i)} * {r} = {fmt_num(i * r)}"], q)
+
+
+def _squared_or_decimal(rng: random.Random, kind: int) -> Built:
+    """Level 4: kinetic energy (a square and a half) or weight (a decimal factor g)."""
+    if kind == 0:
         m, v = rng.randint(2, 80), rng.randint(2, 30)
         ke = 0.5 * m * v * v
         q = f"A {m} kg object moves at {v} m/s. What is its kinetic energy in joules?"
         steps = ["KE = 1/2 * m * v^2.", f"{v}^2 = {v * v}", f"1/2 * {m} * {v * v} = {fmt_num(ke)}"]
         return f"ke:{m}:{v}", _numeric(rng, ke, [m * v * v, 0.5 * m * v, m * v], steps, q)
-    if level == 4:
-        m = rng.randint(2, 120)
-        q = f"What is the weight in newtons of a {m} kg mass on Earth (g = 9.8 m/s^2)?"
-        return f"weight:{m}", _numeric(rng, m * 9.8, [m / 9.8, m, m * 98], ["W = m * g.", f"{m} * 9.8 = {fmt_num(m * 9.8)}"], q)
-    return _two_step(rng)
+    m = rng.randint(2, 120)
+    q = f"What is the weight in newtons of a {m} kg mass on Earth (g = 9.8 m/s^2)?"
+    return f"weight:{m}", _numeric(rng, m * 9.8, [m / 9.8, m, m * 98], ["W = m * g.", f"{m} * 9.8 = {fmt_num(m * 9.8)}"], q)
 
 
 def _numeric(rng: random.Random, value: float, mistakes: list[float], steps: list[str], q: str) -> dict:
