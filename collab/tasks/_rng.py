@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 # Share of the content-hash space per split, in twentieths: 80% train, 10% val, 10% test.
 _SPLIT_BUCKETS: dict[str, range] = {"train": range(0, 16), "val": range(16, 18), "test": range(18, 20)}
-MAX_ATTEMPTS = 400  # a split owns >= 10% of the keys, so 400 misses in a row means a bug
+MAX_ATTEMPTS = 400  # val/test own ~10% of the keys: 400 misses in a row means a level has none there
 
 _ID_RE = re.compile(r"^(?P<task>[^/]+)/(?P<split>train|val|test)/(?P<index>\d+)(?:@(?P<seed>\d+))?$")
 
