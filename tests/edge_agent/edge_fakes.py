@@ -25,11 +25,13 @@ class FakeModel:
         self.adapter_path = None
         self.calls: list[tuple[str, str | None]] = []  # (question, adapter in force)
         self.gate: threading.Event | None = None
+        self.entered = threading.Event()  # set once a generation has started
 
     def generate(self, messages, *, max_tokens, temperature=0.0, seed=None) -> Generation:
         question = messages[-1]["content"]
         if "OVERFLOW" in question:
             raise ContextOverflow("the prompt is 9999 tokens: more than the context window")
+        self.entered.set()
         if self.gate is not None:
             self.gate.wait(10)
         self.calls.append((question, self.adapter_path))

@@ -99,7 +99,9 @@ def test_full_queue_answers_503_with_retry_after(tmp_path):
     client, model, _ = _client(tmp_path, queue_size=1)
     model.gate = threading.Event()
     with client, ThreadPoolExecutor(4) as pool:
-        held = [pool.submit(client.post, "/v1/answer", json=MATH) for _ in range(2)]
+        held = [pool.submit(client.post, "/v1/answer", json=MATH)]
+        assert model.entered.wait(10)  # the first request holds the model thread
+        held.append(pool.submit(client.post, "/v1/answer", json=MATH))
         deadline = time.time() + 10
         while client.get("/health").json()["queue_depth"] < 1 and time.time() < deadline:
             time.sleep(0.01)
@@ -146,3 +148,22 @@ def test_metrics_and_health(tmp_path):
                  'edge_queue_depth 0.0'):
         assert line in m, line
     assert h["status"] == "ok" and h["cloud"] is True
+
+
+def test_adapter_from_a_run_dir_is_exported_and_reports_lambda(tmp_path):
+    import json
+
+    from edge_adapters import write_random_adapter
+
+    write_random_adapter(tmp_path / "run" / "adapter", seed=0, r=2)
+    (tmp_path / "run" / "state.json").write_text(json.dumps({"lambda": 0.75, "step": 3}))
+    client, model, _ = _client(tmp_path)
+    with client:
+        r = client.post("/v1/adapter", json={"path": str(tmp_path / "run")})
+        bad = client.post("/v1/adapter", json={"path": str(tmp_path)})
+        metrics = client.get("/metrics").text
+    assert r.status_code == 200, r.text
+    assert r.json()["adapter"]["lambda"] == 0.75
+    assert model.adapter_path == str(tmp_path / "run" / "adapter" / "adapter.gguf")
+    assert "edge_lambda 0.75" in metrics
+    assert bad.status_code == 422 and "neither a peft adapter" in bad.text
