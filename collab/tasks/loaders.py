@@ -107,7 +107,7 @@ def _math_lighteval(row: _Row, task: str) -> Example:
     answer = last_boxed(solution)
     if answer is None:
         raise row.fail("no \\boxed{...} answer in 'solution'")
-    level = str(row.get("level", str)).removeprefix("Level ").strip()
+    level = str(row.get("level", (str, int))).removeprefix("Level ").strip()
     return Example(id=f"{task}/{row.index}", task=task, kind="math", question=row.get("problem", str),
                    answer=answer, solution=_steps(solution, "math"),
                    difficulty=int(level) if level in _LEVELS else UNKNOWN_DIFFICULTY,
