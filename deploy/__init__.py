@@ -1,0 +1,2 @@
+"""The fleet: docker-compose assets, the load generator, and `dagrpo fleet` (the same topology
+as local processes on one machine)."""

@@ -1,0 +1,406 @@
+"""`dagrpo fleet`: the docker-compose topology as local processes on one machine.
+
+The run, top to bottom:
+1. Keys: a fresh keys file in the run directory with one key per device (`dev-01`..`dev-NN`)
+   and an admin key (the keys themselves are only in memory and in the children's environment).
+2. Gateway: `dagrpo gateway serve` on free loopback ports, on Redis when `--redis-url` is given,
+   else on its embedded SQLite store in the run directory; wait for gRPC health SERVING.
+3. Budgets: through the admin RPCs, set tau/mode/burst/window of every fleet task and reset the
+   fleet's devices (so a reused Redis starts from zero and the fleet's counts are the gateway's).
+4. Agents: N `dagrpo edge serve` on distinct free ports, each with its own device key, usage
+   flushed every `flush_interval_s`; wait for every `/health`. Write
+   `prometheus-targets.json` (Prometheus file_sd format) naming every `/metrics` endpoint.
+5. Load: `deploy.loadgen.run_load` in this process, with a live rich table per device; then the
+   requests in flight finish (drain).
+6. Settle: wait until every agent's outbox is empty (all usage metered), read the gateway's own
+   per-device totals, keep everything up `linger_s` more (so scrapers see the final counters).
+7. Stop: SIGTERM to every child's process group (each child is a session leader), SIGKILL after
+   `grace_s`; then write summary.json, answers.jsonl and fleet.png.
+Ctrl-C or SIGTERM during the load ends the load early and goes through 5-7; a second one skips
+to 7. Every child is stopped on every exit path.
+
+Departures from the docker-compose topology: no Redis process is started (the embedded SQLite
+store replaces it unless `--redis-url` names one), the cloud is the gateway's reference backend
+by default (`--backend openai` uses `GATEWAY_OPENAI_*` from the environment), and the load
+generator is a coroutine of this process, not a container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from deploy.loadgen import Agent, Outcome, answer_bodies, run_load
+from deploy.summary import device_rows, summarize
+
+log = logging.getLogger("deploy.fleet")
+HOST = "127.0.0.1"
+
+
+class FleetConfig(BaseModel):
+    """Everything `dagrpo fleet` needs; invalid values fail at construction naming the field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    devices: int = Field(3, ge=1, le=64, description="edge agents to start")
+    duration_s: float = Field(60.0, gt=0, description="seconds of load")
+    rate: float = Field(1.0, gt=0, description="requests per second, whole fleet")
+    tasks: list[str] = Field(["math", "science"], min_length=1, description="task names to ask")
+    tau: float = Field(0.3, ge=0, le=1, description="tau of every fleet task")
+    mode: Literal["meter", "enforce"] = Field("enforce", description="gateway budget mode")
+    burst: float = Field(2.0, ge=1, description="credit cap, in help requests")
+    window: int = Field(256, ge=1, description="responses per gateway ratio window")
+    max_tokens: int = Field(128, ge=1, description="local token cap per answer")
+    temperature: float = Field(0.0, ge=0, le=2, description="local sampling temperature")
+    per_task: int = Field(500, ge=1, description="test examples per task to cycle through")
+    redis_url: str = Field("", description="gateway store; empty: embedded SQLite")
+    backend: Literal["reference", "openai"] = Field("reference", description="cloud backend")
+    cloud_latency_s: float = Field(0.0, ge=0, description="reference backend: added latency")
+    adapter: str = Field("", description="LoRA adapter every agent loads (GGUF, peft or run dir)")
+    threads: int = Field(1, ge=1, description="llama.cpp threads per agent")
+    queue_size: int = Field(16, ge=1, description="requests an agent queues before 503")
+    flush_interval_s: float = Field(1.0, gt=0, description="agents' usage flush period")
+    out_dir: Path = Field(Path("runs/fleet"), description="where summary and logs go")
+    linger_s: float = Field(0.0, ge=0, description="seconds to stay up after settling")
+    drain_s: float = Field(120.0, ge=0, description="most seconds to wait for in-flight requests")
+    grace_s: float = Field(15.0, ge=0, description="SIGTERM -> SIGKILL delay per child")
+    live: bool = Field(True, description="live table (else a line every 10 s)")
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, v: list[str]) -> list[str]:
+        from collab.tasks import get_task
+
+        for name in v:
+            try:
+                get_task(name)
+            except KeyError as exc:  # pydantic reports ValueErrors, naming the field
+                raise ValueError(exc.args[0]) from None
+        return v
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen
+    log_path: Path
+
+    def tail(self, n: int = 2000) -> str:
+        return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
+
+
+@dataclass
+class Fleet:
+    cfg: FleetConfig
+    children: list[Child] = field(default_factory=list)
+    agents: list[Agent] = field(default_factory=list)
+    gateway_address: str = ""
+    gateway_metrics_port: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def spawn(fleet: Fleet, name: str, argv: list[str], env: dict[str, str]) -> Child:
+    """Start `python -m dagrpo.cli ARGV` as the leader of a new session (its own process group)."""
+    log_path = fleet.cfg.out_dir / "logs" / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "dagrpo.cli", *argv], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
+    child = Child(name, proc, log_path)
+    fleet.children.append(child)
+    return child
+
+
+def stop_children(children: list[Child], grace_s: float) -> None:
+    """SIGTERM every child's process group, newest first; SIGKILL what outlives `grace_s`."""
+    for c in reversed(children):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(c.proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for c in reversed(children):
+        try:
+            c.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("%s ignored SIGTERM for %.0f s: SIGKILL", c.name, grace_s)
+        with contextlib.suppress(ProcessLookupError):  # stragglers of the group, if any
+            os.killpg(c.proc.pid, signal.SIGKILL)
+        c.proc.wait()
+
+
+def wait_until(child: Child, ready, what: str, timeout_s: float = 120.0) -> None:
+    """Poll `ready()` until true; fail with the child's log tail if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise RuntimeError(f"{child.name} exited ({child.proc.returncode}) before {what}:\n"
+                               f"{child.tail()}")
+        with contextlib.suppress(Exception):
+            if ready():
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{child.name}: no {what} after {timeout_s:.0f} s:\n{child.tail()}")
+
+
+# -- the gateway ----------------------------------------------------------------------------------
+
+
+def make_keys(path: Path, devices: list[str]) -> tuple[dict[str, str], str]:
+    """A fresh keys file: ({device: key}, admin key)."""
+    from cloud_gateway.auth import add_key
+
+    path.unlink(missing_ok=True)
+    keys = {d: add_key(path, d) for d in devices}
+    return keys, add_key(path, "fleet-admin", admin=True)
+
+
+def start_gateway(fleet: Fleet, keys_file: Path) -> Child:
+    cfg = fleet.cfg
+    port, fleet.gateway_metrics_port = free_port(), free_port()
+    fleet.gateway_address = f"{HOST}:{port}"
+    store = (["--redis-url", cfg.redis_url] if cfg.redis_url
+             else ["--sqlite-path", str(cfg.out_dir / "gateway.db")])
+    child = spawn(fleet, "gateway", [
+        "gateway", "serve", "--host", HOST, "--port", str(port),
+        "--metrics-port", str(fleet.gateway_metrics_port), "--keys-file", str(keys_file),
+        "--backend", cfg.backend, "--log-level", "WARNING", *store,
+    ], {"GATEWAY_REFERENCE_LATENCY_S": str(cfg.cloud_latency_s)})
+
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(fleet.gateway_address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        wait_until(child, lambda: stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                   == health_pb2.HealthCheckResponse.SERVING, "gRPC health SERVING", 60)
+    return child
+
+
+def configure_budgets(admin, cfg: FleetConfig, devices: list[str]) -> None:
+    for task in cfg.tasks:
+        admin.set_tau(task, [(0, cfg.tau)], cfg.mode, cfg.burst, cfg.window)
+    for d in devices:
+        admin.reset(d)
+
+
+def gateway_totals(admin, devices: list[str], tasks: list[str]) -> dict[str, dict[str, int]]:
+    """task -> the gateway store's counters summed over the fleet's devices."""
+    names = ("responses", "help_requests", "cloud_calls", "denials", "tokens")
+    totals = {t: dict.fromkeys(names, 0) for t in tasks}
+    for b in admin.budgets().budgets:
+        if b.device in devices and b.task in totals:
+            for n in names:
+                totals[b.task][n] += getattr(b, n)
+    return totals
+
+
+# -- the agents -----------------------------------------------------------------------------------
+
+
+def start_agents(fleet: Fleet, keys: dict[str, str]) -> None:
+    cfg = fleet.cfg
+    started = []
+    (cfg.out_dir / "agents").mkdir(exist_ok=True)
+    for device, key in keys.items():
+        port = free_port()
+        env = {"EDGE_API_KEY": key, "EDGE_FLUSH_INTERVAL_S": str(cfg.flush_interval_s)}
+        if cfg.adapter:
+            env["EDGE_ADAPTER_PATH"] = cfg.adapter
+        child = spawn(fleet, device, [
+            "edge", "serve", "--host", HOST, "--port", str(port),
+            "--gateway", fleet.gateway_address, "--threads", str(cfg.threads),
+            "--queue-size", str(cfg.queue_size),
+            "--outbox-path", str(cfg.out_dir / "agents" / f"{device}.sqlite"),
+        ], env)
+        started.append((child, Agent(device, f"http://{HOST}:{port}")))
+    for child, agent in started:  # they load their models in parallel
+        wait_until(child, lambda a=agent: httpx.get(f"{a.url}/health", timeout=2).status_code
+                   == 200, "GET /health 200", 180)
+        fleet.agents.append(agent)
+
+
+def prometheus_targets(fleet: Fleet) -> list[dict]:
+    """Prometheus file_sd entries: the gateway's and every agent's /metrics."""
+    gateway = {"targets": [f"{HOST}:{fleet.gateway_metrics_port}"], "labels": {"job": "gateway"}}
+    agents = [{"targets": [a.url.removeprefix("http://")], "labels": {"job": "edge", "device": a.name}}
+              for a in fleet.agents]
+    return [gateway, *agents]
+
+
+def usage_pending(agents: list[Agent]) -> int:
+    return sum(httpx.get(f"{a.url}/health", timeout=5).json()["usage_pending"] for a in agents)
+
+
+def settle(fleet: Fleet, timeout_s: float = 60.0) -> None:
+    """Wait until every agent delivered its usage reports to the gateway."""
+    deadline = time.monotonic() + timeout_s
+    while (pending := usage_pending(fleet.agents)) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    if pending:
+        raise RuntimeError(f"{pending} usage reports still undelivered after {timeout_s:.0f} s")
+
+
+# -- load and the live table ----------------------------------------------------------------------
+
+
+def render_table(fleet: Fleet, elapsed_s: float):
+    from rich.table import Table
+
+    cfg = fleet.cfg
+    devices = [a.name for a in fleet.agents]
+    table = Table(title=f"dagrpo fleet: {len(devices)} devices, {elapsed_s:5.0f}/"
+                  f"{cfg.duration_s:.0f} s, {cfg.rate:g} req/s, tau {cfg.tau:g} ({cfg.mode})")
+    for col in ("device", "answers", "help", "ratio", "vs tau", "denials", "cloud",
+                "503/err", "p50 s", "p99 s"):
+        table.add_column(col, justify="left" if col == "device" else "right")
+    rows = device_rows(fleet.outcomes, devices)
+    rows["all"] = summarize(fleet.outcomes, devices, {}, 1.0)["total"]
+    for name, r in rows.items():
+        ratio = r["ratio"]
+        table.add_row(
+            name, str(r["answers"]), str(r["help_requests"]), _fmt(ratio, ".2f"),
+            _fmt(None if ratio is None else ratio - cfg.tau, "+.2f"), str(r["denials"]),
+            str(r["cloud"]), f"{r['rejected']}/{r['errors']}",
+            _fmt(r["latency_p50_s"], ".2f"), _fmt(r["latency_p99_s"], ".2f"),
+            style="bold" if name == "all" else None)
+    return table
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+async def load_phase(fleet: Fleet) -> float:
+    """Run the load with the live view; SIGINT/SIGTERM end it early. Returns the seconds from
+    the first request to the last reply (sending + drain)."""
+    from rich.console import Console
+    from rich.live import Live
+
+    cfg = fleet.cfg
+    bodies = answer_bodies(cfg.tasks, cfg.per_task, max_tokens=cfg.max_tokens,
+                           temperature=cfg.temperature)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    start = time.monotonic()
+    console = Console()
+    load = asyncio.create_task(run_load(fleet.agents, bodies, cfg.rate, cfg.duration_s,
+                                        fleet.outcomes.append, stop, drain_s=cfg.drain_s))
+    try:
+        if cfg.live and console.is_terminal:
+            with Live(render_table(fleet, 0), console=console, refresh_per_second=2) as live:
+                while not load.done():
+                    await asyncio.wait({load}, timeout=0.5)
+                    live.update(render_table(fleet, time.monotonic() - start))
+        else:
+            while not load.done():
+                await asyncio.wait({load}, timeout=10)
+                rows = summarize(fleet.outcomes, [], {}, 1.0)["total"]
+                console.print(f"{time.monotonic() - start:6.0f} s: {rows['answers']} answers, "
+                              f"{rows['help_requests']} help, {rows['denials']} denials")
+        await load
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    elapsed = time.monotonic() - start
+    console.print(render_table(fleet, elapsed))
+    return elapsed
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def _raise_interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def run_fleet(cfg: FleetConfig) -> dict:
+    """Start, load, settle, stop; returns the summary (also written to out_dir/summary.json)."""
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    fleet = Fleet(cfg)
+    devices = [f"dev-{i:02d}" for i in range(1, cfg.devices + 1)]
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM outside the load = Ctrl-C
+    admin = None
+    try:
+        keys, admin_key = make_keys(cfg.out_dir / "gateway-keys.toml", devices)
+        start_gateway(fleet, cfg.out_dir / "gateway-keys.toml")
+        from cloud_gateway.client import AdminClient
+
+        admin = AdminClient(fleet.gateway_address, admin_key)
+        configure_budgets(admin, cfg, devices)
+        start_agents(fleet, keys)
+        _write_json(cfg.out_dir / "prometheus-targets.json", prometheus_targets(fleet))
+        started_at = time.time()
+        wall_s = asyncio.run(load_phase(fleet))
+        settle(fleet)
+        settled_at = time.time()
+        totals = gateway_totals(admin, devices, cfg.tasks)
+        time.sleep(cfg.linger_s)
+    finally:
+        if admin is not None:
+            admin.close()
+        stop_children(fleet.children, cfg.grace_s)
+        signal.signal(signal.SIGTERM, previous)
+    summary = build_summary(fleet, wall_s, totals)
+    summary.update(started_at=started_at, settled_at=settled_at)
+    write_outputs(fleet, summary)
+    return summary
+
+
+def build_summary(fleet: Fleet, wall_s: float, totals: dict[str, dict[str, int]]) -> dict:
+    """summarize() over the load's wall time (answers_per_s counts the drain too: what the fleet
+    really served), plus the gateway's totals and whether the two agree."""
+    cfg = fleet.cfg
+    s = summarize(fleet.outcomes, [a.name for a in fleet.agents],
+                  dict.fromkeys(cfg.tasks, cfg.tau), wall_s)
+    s["gateway"] = totals
+    s["agrees_with_gateway"] = all(
+        (row["answers"], row["help_requests"], row["denials"])
+        == (totals[t]["responses"], totals[t]["help_requests"], totals[t]["denials"])
+        for t, row in s["per_task"].items())
+    s["config"] = json.loads(cfg.model_dump_json())
+    s["endpoints"] = {"gateway": fleet.gateway_address,
+                      "gateway_metrics": f"{HOST}:{fleet.gateway_metrics_port}",
+                      "agents": {a.name: a.url for a in fleet.agents}}
+    return s
+
+
+def write_outputs(fleet: Fleet, summary: dict) -> None:
+    out = fleet.cfg.out_dir
+    _write_json(out / "summary.json", summary)
+    with open(out / "answers.jsonl", "w") as f:
+        for o in fleet.outcomes:
+            f.write(json.dumps(asdict(o)) + "\n")
+    from deploy.plots import plot_fleet
+
+    plot_fleet(fleet.outcomes, dict.fromkeys(fleet.cfg.tasks, fleet.cfg.tau), out / "fleet.png")
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)  # Prometheus' file_sd must never read half a file

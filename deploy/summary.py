@@ -1,0 +1,72 @@
+"""Fleet tallies from load-generator outcomes, pure: per device (the live table), per task (ratio
+vs tau) and the run summary written to summary.json.
+
+An *answer* is a reply from an agent (route local, cloud or fallback); `rejected` (503, queue
+full) and `error` requests are counted apart and carry no help decision. The help ratio is
+help requests / answers, the quantity the gateway's tau bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from deploy.loadgen import Outcome
+from deploy.stats import percentile, ratio
+
+ANSWERED = ("local", "cloud", "fallback")
+
+
+def _tally(outs: Sequence[Outcome]) -> dict:
+    answered = [o for o in outs if o.status in ANSWERED]
+    lat = [o.latency_s for o in answered]
+    helped = sum(o.requested_help for o in answered)
+    return {
+        "answers": len(answered),
+        "help_requests": helped,
+        "ratio": ratio(helped, len(answered)),
+        "cloud": sum(o.status == "cloud" for o in outs),
+        "denials": sum(o.denied for o in outs),
+        "rejected": sum(o.status == "rejected" for o in outs),
+        "errors": sum(o.status == "error" for o in outs),
+        "latency_p50_s": percentile(lat, 50),
+        "latency_p99_s": percentile(lat, 99),
+    }
+
+
+def _by(outcomes: Iterable[Outcome], key: str, names: Sequence[str] = ()) -> dict[str, list[Outcome]]:
+    groups: dict[str, list[Outcome]] = {n: [] for n in names}
+    for o in outcomes:
+        groups.setdefault(getattr(o, key), []).append(o)
+    return groups
+
+
+def device_rows(outcomes: Sequence[Outcome], devices: Sequence[str]) -> dict[str, dict]:
+    """device -> tally, every named device present (zeros before its first answer)."""
+    return {d: _tally(outs) for d, outs in _by(outcomes, "device", devices).items()}
+
+
+def task_rows(outcomes: Sequence[Outcome], taus: dict[str, float]) -> dict[str, dict]:
+    """task -> tally with `tau` (configured) and `ratio_minus_tau`."""
+    rows = {}
+    for task, outs in _by(outcomes, "task", list(taus)).items():
+        row = _tally(outs)
+        row["tau"] = taus.get(task)
+        row["ratio_minus_tau"] = (None if row["ratio"] is None or row["tau"] is None
+                                  else row["ratio"] - row["tau"])
+        rows[task] = row
+    return rows
+
+
+def summarize(outcomes: Sequence[Outcome], devices: Sequence[str], taus: dict[str, float],
+              wall_s: float) -> dict:
+    """The run summary: totals, answers per second over `wall_s` seconds, latency percentiles."""
+    total = _tally(outcomes)
+    lat = [o.latency_s for o in outcomes if o.status in ANSWERED]
+    total.update({
+        "requests": len(outcomes),
+        "answers_per_s": total["answers"] / wall_s if wall_s > 0 else None,
+        "latency_p90_s": percentile(lat, 90),
+        "latency_max_s": max(lat, default=None),
+    })
+    return {"devices": len(devices), "load_wall_s": wall_s, "total": total,
+            "per_task": task_rows(outcomes, taus), "per_device": device_rows(outcomes, devices)}
