@@ -124,7 +124,7 @@ def redis_ceiling(port: int, requests: int) -> dict[str, float]:
     subprocess.run(["redis-cli", "-p", str(port), "SCRIPT", "LOAD", LUA.read_text()], check=True, capture_output=True)
     runs = {
         "lua": ["EVALSHA", sha, "3", "gw:p:math", "gw:c:bench-rb:math", "gw:i:bench-rb:__rand_int__",
-                "report", "math", "86400", "8", "2"],
+                "report", "math", "86400", "", "8", "2"],
         "incr": ["INCR", "bench:counter"],
     }
     out = {}

@@ -17,7 +17,7 @@ from collab import budget as b
 from cloud_gateway.auth import Principal
 from cloud_gateway.backends.base import AssistInput, CloudBackend
 from cloud_gateway.metrics import GatewayMetrics
-from cloud_gateway.store.base import NAME_RE, Completion, Snapshot, Store
+from cloud_gateway.store.base import NAME_RE, Completion, Snapshot, Store, UnknownTask
 
 MAX_KEY_CHARS = 128
 MAX_COUNT = 10**9  # per report; keeps counters far from float precision in Lua
@@ -47,6 +47,7 @@ class Gateway:
     backend: CloudBackend
     metrics: GatewayMetrics
     max_prompt_chars: int = 32768
+    _tasks: frozenset[str] = frozenset()  # tasks with a policy; only grows, so a hit needs no store read
 
     # -- device RPCs ------------------------------------------------------------------------------
     async def assist(self, who: Principal, device: str, task: str, example_id: str,
@@ -58,7 +59,10 @@ class Gateway:
         self._check_messages(messages)
         if not 0 <= group_help <= group_size:
             raise InvalidArgument(f"need 0 <= group_help <= group_size, got {group_help}, {group_size}")
-        s = await self.store.assist(device, task, key)
+        await self._known(task)
+        request = AssistInput(device, task, example_id, tuple(messages), key)
+        self.backend.validate(request)  # a request the backend cannot answer costs no credit
+        s = await self.store.assist(device, task, key, subject=example_id)
         if not s.allowed:
             self.metrics.assists.labels(task, "refused").inc()
             if not s.replayed:
@@ -66,8 +70,7 @@ class Gateway:
             raise Refused(s)
         done = await self.store.completion(device, key)
         if done is None:
-            fresh = await self.backend.complete(
-                AssistInput(device, task, example_id, tuple(messages), key), timeout_s)
+            fresh = await self.backend.complete(request, timeout_s)
             done = await self.store.complete(device, task, key, fresh)
             if not done.replayed:
                 self.metrics.tokens.labels(task, "prompt").inc(done.prompt_tokens)
@@ -139,6 +142,12 @@ class Gateway:
         if device and device != who.name:
             raise PermissionDenied(f"device {who.name!r} may not use the budget of device {device!r}")
         return who.name
+
+    async def _known(self, task: str) -> None:
+        if task not in self._tasks:
+            self._tasks = frozenset(await self.store.policies())
+            if task not in self._tasks:
+                raise UnknownTask(task)
 
     def _check_messages(self, messages: list[tuple[str, str]]) -> None:
         chars = sum(len(c) for _, c in messages)

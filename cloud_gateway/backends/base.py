@@ -28,6 +28,10 @@ class BackendUnavailable(Exception):
 class CloudBackend(Protocol):
     name: str
 
+    def validate(self, request: AssistInput) -> None:
+        """Raise BackendInputError for a request this backend cannot answer (before metering)."""
+        ...
+
     async def complete(self, request: AssistInput, timeout_s: float) -> Completion:
         """The cloud completion; must finish within `timeout_s` (the caller's remaining deadline)."""
         ...

@@ -21,7 +21,10 @@ class ReferenceBackend:
     def __init__(self, accuracy: float = 0.97, latency_s: float = 0.0, seed: int = 0):
         self.accuracy, self.latency_s, self.seed = accuracy, latency_s, seed
 
-    async def complete(self, request: AssistInput, timeout_s: float) -> Completion:
+    def validate(self, request: AssistInput) -> None:
+        self._example(request)
+
+    def _example(self, request: AssistInput):
         from collab.tasks import get_example
 
         if not request.example_id:
@@ -33,6 +36,10 @@ class ReferenceBackend:
         if example.task != request.task:
             raise BackendInputError(f"example {request.example_id!r} belongs to task {example.task!r}, "
                                     f"not {request.task!r}")
+        return example
+
+    async def complete(self, request: AssistInput, timeout_s: float) -> Completion:
+        example = self._example(request)
         rng = random.Random(f"{self.seed}:{request.device}:{request.idempotency_key}")
         correct = rng.random() < self.accuracy
         if self.latency_s:

@@ -65,19 +65,23 @@ def snapshot(device: str, task: str, c: b.Counters, p: b.Policy, **kw) -> Snapsh
     return Snapshot(device, task, c, b.tau_at(p.schedule, c.responses), p.mode, p.burst_ppm, **kw)
 
 
-def encode(op: str, s: Snapshot) -> str:
-    """The remembered answer of a metered call; budget.lua writes the same JSON shape."""
+def encode(op: str, s: Snapshot, subject: str = "") -> str:
+    """The remembered answer of a metered call; budget.lua writes the same JSON shape.
+
+    `subject` (assist: the example id) must match on a retry, so a key reused for another
+    question fails loudly instead of replaying a stale answer."""
     return json.dumps(
-        {"op": op, "task": s.task, "allowed": s.allowed, "c": list(_values(s.counters)),
+        {"op": op, "task": s.task, "subject": subject, "allowed": s.allowed, "c": list(_values(s.counters)),
          "tau": s.tau_ppm, "mode": s.mode, "burst": s.burst_ppm,
          "report": list(s.report) if s.report else None}
     )
 
 
-def decode(device: str, op: str, task: str, text: str | bytes, replayed: bool) -> Snapshot:
+def decode(device: str, op: str, task: str, text: str | bytes, replayed: bool, subject: str = "") -> Snapshot:
     d = json.loads(text)
-    if d["op"] != op or d["task"] != task:
-        raise KeyReused(f"idempotency key already used for a {d['op']} call on task {d['task']!r}")
+    if d["op"] != op or d["task"] != task or d["subject"] != subject:
+        raise KeyReused(f"idempotency key already used for another call ({d['op']} on task {d['task']!r}"
+                        f"{', example ' + repr(d['subject']) if d['subject'] else ''})")
     report = tuple(int(x) for x in d["report"]) if d.get("report") else None
     return Snapshot(device, task, b.Counters(*(int(x) for x in d["c"])), int(d["tau"]), d["mode"],
                     int(d["burst"]), bool(d["allowed"]), replayed, report)
@@ -107,8 +111,9 @@ class Store(Protocol):
 
     async def report(self, device: str, task: str, responses: int, help_requests: int, key: str) -> Snapshot: ...
 
-    async def assist(self, device: str, task: str, key: str) -> Snapshot:
-        """Decide and count one Assist (or replay the decision of an earlier call with this key)."""
+    async def assist(self, device: str, task: str, key: str, subject: str = "") -> Snapshot:
+        """Decide and count one Assist (or replay the decision of an earlier call with this key
+        about the same `subject`, the example id)."""
 
     async def completion(self, device: str, key: str) -> Completion | None:
         """The completion already served for this key, if any."""

@@ -2,19 +2,20 @@
 -- Must stay equivalent to collab/budget.py: tests/cloud_gateway/test_store_agreement.py checks it.
 -- KEYS[1] policy hash, KEYS[2] counters hash, KEYS[3] idempotency key (op report/assist/complete).
 -- ARGV[1] op: report | assist | get | complete; ARGV[2] task; ARGV[3] idempotency TTL (s);
---   report: ARGV[4] responses, ARGV[5] help_requests; complete: ARGV[4] record, ARGV[5] tokens.
+-- ARGV[4] subject (assist: the example id, checked on replay by the caller; else "");
+--   report: ARGV[5] responses, ARGV[6] help_requests; complete: ARGV[5] record, ARGV[6] tokens.
 -- Returns the JSON answer (cloud_gateway/store/base.py `encode`), remembered under KEYS[3].
 local FIELDS = {'responses', 'help_requests', 'cloud_calls', 'denials', 'tokens', 'credit_ppm',
                 'win_responses', 'win_help', 'prev_responses', 'prev_help'}
 local PPM = 1000000
-local op, task, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local op, task, ttl, subject = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 
 if op == 'complete' then
   local prior = redis.call('GET', KEYS[3])
   if prior then return {1, prior} end
-  redis.call('SET', KEYS[3], ARGV[4], 'EX', ttl)
-  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[5]) end
-  return {0, ARGV[4]}
+  redis.call('SET', KEYS[3], ARGV[5], 'EX', ttl)
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[6]) end
+  return {0, ARGV[5]}
 end
 
 if op ~= 'get' then
@@ -43,7 +44,7 @@ end
 
 local allowed, report = true, cjson.null
 if op == 'report' then
-  local r, h = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local r, h = tonumber(ARGV[5]), tonumber(ARGV[6])
   local earned = tau_at(c[1]) * r
   c[1], c[2] = c[1] + r, c[2] + h
   c[6] = math.min(burst, c[6] + earned)
@@ -60,7 +61,7 @@ elseif op == 'assist' then
   end
 end
 
-local answer = cjson.encode({op = op, task = task, allowed = allowed, c = c, tau = tau_at(c[1]),
+local answer = cjson.encode({op = op, task = task, subject = subject, allowed = allowed, c = c, tau = tau_at(c[1]),
                              mode = mode, burst = burst, report = report})
 if op ~= 'get' then
   local args = {}

@@ -54,25 +54,25 @@ class RedisStore:
 
     # -- metered calls ----------------------------------------------------------------------------
     async def report(self, device, task, responses, help_requests, key) -> Snapshot:
-        return await self._call(device, task, key, "report", responses, help_requests)
+        return await self._call(device, task, key, "report", "", responses, help_requests)
 
-    async def assist(self, device, task, key) -> Snapshot:
-        return await self._call(device, task, key, "assist")
+    async def assist(self, device, task, key, subject="") -> Snapshot:
+        return await self._call(device, task, key, "assist", subject)
 
     async def get(self, device, task) -> Snapshot:
-        return await self._call(device, task, "", "get")
+        return await self._call(device, task, "", "get", "")
 
-    async def _call(self, device, task, key, op, *args) -> Snapshot:
+    async def _call(self, device, task, key, op, subject, *args) -> Snapshot:
         try:
             replayed, answer = await self._script(
-                keys=[_pk(task), _ck(device, task), _ik(device, key)], args=[op, task, self.ttl, *args])
+                keys=[_pk(task), _ck(device, task), _ik(device, key)], args=[op, task, self.ttl, subject, *args])
         except ResponseError as exc:
             if "UNKNOWN_TASK" in str(exc):
                 raise UnknownTask(task) from None
             raise
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreUnavailable(f"redis at {self.url}: {exc}") from None
-        return decode(device, op, task, answer, replayed=bool(replayed))
+        return decode(device, op, task, answer, replayed=bool(replayed), subject=subject)
 
     async def completion(self, device, key) -> Completion | None:
         try:
@@ -86,7 +86,7 @@ class RedisStore:
         try:
             replayed, record = await self._script(
                 keys=[_pk(task), _ck(device, task), _ik(device, "done:" + key)],
-                args=["complete", task, self.ttl, done.to_json(), tokens])
+                args=["complete", task, self.ttl, "", done.to_json(), tokens])
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreUnavailable(f"redis at {self.url}: {exc}") from None
         return Completion.from_json(record, replayed=True) if replayed else done

@@ -89,22 +89,22 @@ class SqliteStore:
 
         return await self._run(self._tx, self._metered, device, task, key, "report", step)
 
-    async def assist(self, device, task, key) -> Snapshot:
+    async def assist(self, device, task, key, subject="") -> Snapshot:
         def step(c: b.Counters, p: b.Policy) -> Snapshot:
             allowed, c = b.assist(c, p)
             return snapshot(device, task, c, p, allowed=allowed)
 
-        return await self._run(self._tx, self._metered, device, task, key, "assist", step)
+        return await self._run(self._tx, self._metered, device, task, key, "assist", step, subject)
 
-    def _metered(self, db, device, task, key, op, step) -> Snapshot:
+    def _metered(self, db, device, task, key, op, step, subject="") -> Snapshot:
         prior = self._remembered(db, device, key)
         if prior is not None:
-            return decode(device, op, task, prior, replayed=True)
+            return decode(device, op, task, prior, replayed=True, subject=subject)
         c, p = self._load(db, device, task)
         s = step(c, p)
         db.execute(f"INSERT OR REPLACE INTO counters VALUES (?, ?, {', '.join('?' * len(b.FIELDS))})",
                    (device, task, *(getattr(s.counters, f) for f in b.FIELDS)))
-        self._remember(db, device, key, encode(op, s))
+        self._remember(db, device, key, encode(op, s, subject))
         return s
 
     async def completion(self, device, key) -> Completion | None:

@@ -157,6 +157,9 @@ def test_invalid_argument_with_clear_messages(stubs, keys):
     stub.ReportUsage(pb.ReportUsageRequest(task="math", responses=1, idempotency_key="used"), metadata=d1, timeout=10)
     code, msg = code_of(stub.Assist, assist_req(key="used"), metadata=d1)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "already used" in msg
+    stub.Assist(assist_req(key="ask"), metadata=d1, timeout=10)
+    code, msg = code_of(stub.Assist, assist_req(key="ask", example_id="math/test/4"), metadata=d1)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "example 'math/test/3'" in msg
 
 
 def test_admin_creates_task_with_tau_schedule_and_resets(gateway, keys):

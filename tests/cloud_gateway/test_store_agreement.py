@@ -107,7 +107,10 @@ def test_idempotency_replay_unknown_task_reset_and_tokens(store_factory):
                 await store.report("d", "nope", 1, 0, "x")
             # The same key on another device is another call.
             assert not (await store.report("e", "met", 1, 0, "r1")).replayed
-            await store.assist("d", "met", "a1")
+            await store.assist("d", "met", "a1", subject="met/test/1")
+            assert (await store.assist("d", "met", "a1", subject="met/test/1")).replayed
+            with pytest.raises(KeyReused, match="met/test/1"):
+                await store.assist("d", "met", "a1", subject="met/test/2")
             assert await store.completion("d", "a1") is None
             first = await store.complete("d", "met", "a1", Completion("yes", 10, 5, "reference"))
             second = await store.complete("d", "met", "a1", Completion("other", 1, 1, "reference"))
