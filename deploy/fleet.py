@@ -145,7 +145,7 @@ def stop_children(children: list[Child], grace_s: float) -> None:
         try:
             c.proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            log.warning("%s ignored SIGTERM for %.0f s: SIGKILL", c.name, grace_s)
+            log.warning("%s ignored SIGTERM for %g s: SIGKILL", c.name, grace_s)
         with contextlib.suppress(ProcessLookupError):  # stragglers of the group, if any
             os.killpg(c.proc.pid, signal.SIGKILL)
         c.proc.wait()

@@ -1,0 +1,64 @@
+"""`dagrpo fleet` argument checking, and the process-group teardown it relies on."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dagrpo.cli import main
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--devices", "0"], "devices"),
+    (["--tasks", "math,nope"], "tasks"),
+    (["--mode", "strict"], "mode"),
+    (["--tau", "1.5"], "tau"),
+    (["--duration", "0"], "duration_s"),
+])
+def test_bad_settings_fail_before_anything_starts_naming_the_field(args, field, capsys, tmp_path):
+    assert main(["fleet", "--out", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err
+    assert f"fleet setting '{field}'" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_names_the_outputs(capsys):
+    with pytest.raises(SystemExit):
+        main(["fleet", "--help"])
+    out = capsys.readouterr().out
+    assert "--devices" in out and "summary.json" in out and "--redis-url" in out
+
+
+def test_stop_children_ends_whole_process_groups(tmp_path):
+    from deploy.fleet import Child, stop_children
+
+    # a child that ignores SIGTERM and has a grandchild: both must be gone afterwards
+    script = "trap '' TERM; sleep 300 & echo $! > grandchild; wait"
+    proc = subprocess.Popen(["sh", "-c", script], cwd=tmp_path, start_new_session=True)
+    for _ in range(100):
+        if (tmp_path / "grandchild").exists() and (tmp_path / "grandchild").read_text().strip():
+            break
+        time.sleep(0.02)
+    grandchild = int((tmp_path / "grandchild").read_text())
+    stop_children([Child("sh", proc, tmp_path / "log")], grace_s=0.5)
+    assert proc.returncode == -signal.SIGKILL
+    time.sleep(0.1)
+    assert not alive(grandchild)
+
+
+def alive(pid: int) -> bool:
+    """Running (a killed process may linger as a zombie until its new parent reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_fleet_module_does_not_import_torch_or_llama_cpp():
+    code = ("import sys, deploy.fleet, deploy.fleet_cli, deploy.loadgen; "
+            "print(sorted(m for m in ('torch', 'llama_cpp', 'redis') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "[]", r.stderr
