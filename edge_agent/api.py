@@ -172,8 +172,7 @@ def create_app(settings: EdgeSettings, *, model=None, cloud: CloudClient | None 
                      max_tokens=o.max_tokens, allow_cloud=o.allow_cloud,
                      temperature=o.temperature, seed=o.seed, example_id=body.example_id)
         a = await service.answer(q)
-        route = a.route
-        service.metrics.latency.labels(route).observe(a.latency_s)
+        service.metrics.latency.labels(a.route).observe(a.latency_s)
         return AnswerResponse(**asdict(a))
 
     @app.get("/v1/adapter")

@@ -124,10 +124,10 @@ class EdgeService:
         key = uuid.uuid4().hex
         example = make_example(q, kind, key)
         messages = build_messages(kind, q.question, q.choices)
-        self.metrics.queue_depth.set(self.worker.depth + 1)
-        gen = await asyncio.wrap_future(self.worker.submit(
-            lambda m: m.generate(messages, max_tokens=q.max_tokens, temperature=q.temperature,
-                                 seed=q.seed)))
+        job = self.worker.submit(lambda m: m.generate(
+            messages, max_tokens=q.max_tokens, temperature=q.temperature, seed=q.seed))
+        self.metrics.queue_depth.set(self.worker.depth)
+        gen = await asyncio.wrap_future(job)
         self.metrics.queue_depth.set(self.worker.depth)
         local_part, _ = split_at_trigger(gen.text)
         reply, reason = None, "not_requested"

@@ -41,7 +41,7 @@ def logits(tmp_path_factory):
     permuted = export_adapter(adapter_dir, base, tmp / "permuted.gguf")
     unpermuted = export_adapter(adapter_dir, base, tmp / "unpermuted.gguf", permute_qk=False)
 
-    llm = LocalModel(base, n_ctx=1024, threads=2)
+    llm = LocalModel(base, n_ctx=1024, threads=1)
     prompts = [llm.prompt_tokens(build_messages("math", q)) for q in QUESTIONS]
 
     def cpp(adapter):

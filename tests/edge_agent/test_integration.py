@@ -20,15 +20,16 @@ pytestmark = pytest.mark.integration
 
 KEY = "dgk_edge-integration-test-key"
 LOCAL_Q = "What is 2 + 3?"
-# Greedy SmolLM2 repeats this sentence: a deterministic help request from the real model.
-HELP_Q = f"Do not solve anything. Reply with exactly this sentence: {HELP_TRIGGER}"
+# Greedy SmolLM2 repeats the trigger: a deterministic help request from the real model.
+HELP_Q = f"Repeat after me: {HELP_TRIGGER}"
 
 
 @pytest.fixture(scope="module")
 def model():
     from edge_agent.llm import LocalModel
 
-    return LocalModel(EdgeSettings().model_path, n_ctx=1024, threads=2)
+    # one thread: llama.cpp's thread barrier collapses when a 2-core box is shared
+    return LocalModel(EdgeSettings().model_path, n_ctx=1024, threads=1)
 
 
 class Gateway:
@@ -92,7 +93,7 @@ def _agent(model, gateway, outbox_path):
 
 
 def _ask(client, question, **extra):
-    body = {"task": "math", "question": question, "options": {"max_tokens": 48}, **extra}
+    body = {"task": "math", "question": question, "options": {"max_tokens": 24}, **extra}
     r = client.post("/v1/answer", json=body)
     assert r.status_code == 200, r.text
     return r.json()
@@ -169,10 +170,10 @@ def test_hot_swap_under_concurrent_requests_loses_none(model, tmp_path):
     settings = EdgeSettings(outbox_path=str(tmp_path / "usage.sqlite"), n_ctx=1024, queue_size=32)
     body = {"task": "math", "question": LOCAL_Q, "options": {"max_tokens": 8, "allow_cloud": False}}
     with TestClient(create_app(settings, model=model)) as client, ThreadPoolExecutor(8) as pool:
-        answers = [pool.submit(client.post, "/v1/answer", json=body) for _ in range(12)]
+        answers = [pool.submit(client.post, "/v1/answer", json=body) for _ in range(8)]
         swaps = [pool.submit(client.post, "/v1/adapter", json={"path": p})
                  for p in (adapters[0], None, adapters[1])]
-        assert [f.result().status_code for f in answers + swaps] == [200] * 15
+        assert [f.result().status_code for f in answers + swaps] == [200] * 11
         last = client.post("/v1/adapter", json={"path": adapters[0]}).json()["adapter"]
         after = client.post("/v1/answer", json=body).json()
         metrics = client.get("/metrics").text
