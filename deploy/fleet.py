@@ -45,7 +45,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deploy.loadgen import Agent, Outcome, answer_bodies, run_load
-from deploy.summary import device_rows, summarize
+from deploy.summary import counts_agree, device_rows, summarize
 
 log = logging.getLogger("deploy.fleet")
 HOST = "127.0.0.1"
@@ -206,15 +206,20 @@ def configure_budgets(admin, cfg: FleetConfig, devices: list[str]) -> None:
         admin.reset(d)
 
 
-def gateway_totals(admin, devices: list[str], tasks: list[str]) -> dict[str, dict[str, int]]:
-    """task -> the gateway store's counters summed over the fleet's devices."""
-    names = ("responses", "help_requests", "cloud_calls", "denials", "tokens")
-    totals = {t: dict.fromkeys(names, 0) for t in tasks}
+COUNTERS = ("responses", "help_requests", "cloud_calls", "denials", "tokens")
+
+
+def gateway_totals(admin, devices: list[str], tasks: list[str]) -> dict[str, dict]:
+    """The gateway store's own counters for the fleet's devices: summed per task, and per device
+    (summed over the fleet's tasks)."""
+    per_task = {t: dict.fromkeys(COUNTERS, 0) for t in tasks}
+    per_device = {d: dict.fromkeys(COUNTERS, 0) for d in devices}
     for b in admin.budgets().budgets:
-        if b.device in devices and b.task in totals:
-            for n in names:
-                totals[b.task][n] += getattr(b, n)
-    return totals
+        if b.device in per_device and b.task in per_task:
+            for n in COUNTERS:
+                per_task[b.task][n] += getattr(b, n)
+                per_device[b.device][n] += getattr(b, n)
+    return {"per_task": per_task, "per_device": per_device}
 
 
 # -- the agents -----------------------------------------------------------------------------------
@@ -371,17 +376,15 @@ def run_fleet(cfg: FleetConfig) -> dict:
     return summary
 
 
-def build_summary(fleet: Fleet, wall_s: float, totals: dict[str, dict[str, int]]) -> dict:
+def build_summary(fleet: Fleet, wall_s: float, totals: dict[str, dict]) -> dict:
     """summarize() over the load's wall time (answers_per_s counts the drain too: what the fleet
     really served), plus the gateway's totals and whether the two agree."""
     cfg = fleet.cfg
     s = summarize(fleet.outcomes, [a.name for a in fleet.agents],
                   dict.fromkeys(cfg.tasks, cfg.tau), wall_s)
     s["gateway"] = totals
-    s["agrees_with_gateway"] = all(
-        (row["answers"], row["help_requests"], row["denials"])
-        == (totals[t]["responses"], totals[t]["help_requests"], totals[t]["denials"])
-        for t, row in s["per_task"].items())
+    s["agrees_with_gateway"] = (counts_agree(s["per_task"], totals["per_task"])
+                                and counts_agree(s["per_device"], totals["per_device"]))
     s["config"] = json.loads(cfg.model_dump_json())
     s["endpoints"] = {"gateway": fleet.gateway_address,
                       "gateway_metrics": f"{HOST}:{fleet.gateway_metrics_port}",

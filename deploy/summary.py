@@ -70,3 +70,14 @@ def summarize(outcomes: Sequence[Outcome], devices: Sequence[str], taus: dict[st
     })
     return {"devices": len(devices), "load_wall_s": wall_s, "total": total,
             "per_task": task_rows(outcomes, taus), "per_device": device_rows(outcomes, devices)}
+
+
+# fleet tally -> the gateway store's counter of the same thing
+GATEWAY_NAMES = {"answers": "responses", "help_requests": "help_requests", "denials": "denials",
+                 "cloud": "cloud_calls"}
+
+
+def counts_agree(rows: dict[str, dict], gateway: dict[str, dict]) -> bool:
+    """The fleet's counts equal the gateway's, row by row (rows: per task or per device)."""
+    return all(rows[name][ours] == gateway.get(name, {}).get(theirs, 0)
+               for name in rows for ours, theirs in GATEWAY_NAMES.items())

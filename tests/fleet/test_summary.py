@@ -3,7 +3,7 @@
 import pytest
 
 from deploy.loadgen import Outcome, answer_bodies, outcome_of
-from deploy.summary import device_rows, summarize, task_rows
+from deploy.summary import counts_agree, device_rows, summarize, task_rows
 
 
 def out(device, task, status, helped=False, denied=False, lat=1.0, t=1.0):
@@ -72,3 +72,13 @@ def test_answer_bodies_interleave_tasks_and_name_their_examples():
     assert bodies[0]["example_id"] == "math/test/0" and bodies[1]["example_id"] == "science/test/0"
     assert bodies[0]["choices"] == [] and len(bodies[1]["choices"]) >= 2
     assert bodies[0]["options"] == {"max_tokens": 16, "temperature": 0.0}
+
+
+def test_counts_agree_compares_every_counter_of_every_row():
+    rows = task_rows(OUTCOMES, {"math": 0.3, "science": 0.5})
+    gateway = {"math": {"responses": 3, "help_requests": 1, "denials": 0, "cloud_calls": 1},
+               "science": {"responses": 1, "help_requests": 1, "denials": 1, "cloud_calls": 0}}
+    assert counts_agree(rows, gateway)
+    gateway["science"]["denials"] = 0
+    assert not counts_agree(rows, gateway)
+    assert not counts_agree(rows, {"math": gateway["math"]})  # a row the gateway never saw
