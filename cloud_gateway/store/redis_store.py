@@ -8,6 +8,7 @@ Durability is Redis's: run it with `--appendonly yes --appendfsync always` (docs
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -21,22 +22,22 @@ from cloud_gateway.store.base import (
 )
 
 LUA = (Path(__file__).parent / "budget.lua").read_text()
+# Create a policy hash only if the task has none, in one step (an admin's change is never lost).
+SEED_LUA = "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end"
 
 
 class RedisStore:
     def __init__(self, url: str, idempotency_ttl_s: float = 86400.0):
         self.url = url
-        self.ttl = int(idempotency_ttl_s)
+        self.ttl = max(1, math.ceil(idempotency_ttl_s))  # EX takes whole seconds
         self.redis = aioredis.Redis.from_url(url, decode_responses=False)
         self._script = self.redis.register_script(LUA)
+        self._seed = self.redis.register_script(SEED_LUA)
 
     # -- policies ---------------------------------------------------------------------------------
     async def seed_policies(self, policies: dict[str, b.Policy]) -> None:
         for task, p in policies.items():
-            fields = _policy_fields(p)
-            # HSETNX on the first field decides: a task an admin already configured stays as is.
-            if await self.redis.hsetnx(_pk(task), "schedule", fields.pop("schedule")):
-                await self.redis.hset(_pk(task), mapping=fields)
+            await self._seed(keys=[_pk(task)], args=[x for kv in _policy_fields(p).items() for x in kv])
 
     async def set_policy(self, task: str, policy: b.Policy) -> None:
         await self.redis.hset(_pk(task), mapping=_policy_fields(policy))

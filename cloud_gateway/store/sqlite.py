@@ -28,7 +28,9 @@ CREATE TABLE IF NOT EXISTS counters (
 CREATE TABLE IF NOT EXISTS idempotency (
   device TEXT NOT NULL, key TEXT NOT NULL, answer TEXT NOT NULL, expires REAL NOT NULL,
   PRIMARY KEY (device, key));
+CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires);
 """.format(fields=", ".join(f"{f} INTEGER NOT NULL" for f in b.FIELDS))
+PRUNE_EVERY = 1000  # remembered answers written between two deletions of the expired ones
 
 
 class SqliteStore:
@@ -37,6 +39,7 @@ class SqliteStore:
         self.ttl = idempotency_ttl_s
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db: sqlite3.Connection | None = None
+        self._writes = 0
         self._pool.submit(self._open).result()
 
     def _open(self) -> None:
@@ -177,5 +180,8 @@ class SqliteStore:
         return row[0] if row and row[1] > time.time() else None
 
     def _remember(self, db, device, key, answer: str) -> None:
-        db.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
-                   (device, key, answer, time.time() + self.ttl))
+        now = time.time()
+        db.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", (device, key, answer, now + self.ttl))
+        self._writes += 1
+        if self._writes % PRUNE_EVERY == 0:
+            db.execute("DELETE FROM idempotency WHERE expires <= ?", (now,))

@@ -1,6 +1,8 @@
 """The credit bucket and window arithmetic, against hand-computed numbers."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collab import budget as b
 
@@ -98,3 +100,32 @@ def test_invalid_policies_name_the_field(kwargs, field):
 
 def test_to_ppm_is_exact_for_typical_taus():
     assert [b.to_ppm(t) for t in (0.0, 0.1, 0.3, 0.7, 1.0)] == [0, 100_000, 300_000, 700_000, P]
+
+op = st.one_of(st.tuples(st.just("report"), st.integers(0, 20), st.integers(0, 20)), st.just(("assist",)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(tau=st.integers(0, b.PPM), burst=st.integers(1, 5), ops=st.lists(op, max_size=60))
+def test_enforce_never_exceeds_tau_times_responses_plus_burst(tau, burst, ops):
+    p = b.Policy(((0, tau),), "enforce", burst * b.PPM, 8)
+    c = b.fresh(p)
+    for o in ops:
+        if o[0] == "report":
+            c = b.report(c, p, o[1], min(o[1], o[2]))
+        else:
+            _, c = b.assist(c, p)
+        assert 0 <= c.credit_ppm <= p.burst_ppm
+        assert c.cloud_calls * b.PPM <= tau * c.responses + p.burst_ppm
+        assert c.win_responses < p.window
+
+
+@settings(max_examples=100, deadline=None)
+@given(ops=st.lists(op, max_size=40))
+def test_meter_allows_everything(ops):
+    p = b.Policy(((0, 100_000),), "meter", b.PPM, 8)
+    c = b.fresh(p)
+    for o in ops:
+        if o[0] == "assist":
+            ok, c = b.assist(c, p)
+            assert ok
+    assert c.denials == 0

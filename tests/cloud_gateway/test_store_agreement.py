@@ -128,3 +128,19 @@ def test_idempotency_replay_unknown_task_reset_and_tokens(store_factory):
             await store.close()
 
     asyncio.run(go())
+
+
+def test_sqlite_forgets_keys_after_the_ttl(tmp_path):
+    async def go():
+        store = SqliteStore(tmp_path / "ttl.db", idempotency_ttl_s=0.05)
+        try:
+            await store.seed_policies(POLICIES)
+            await store.report("d", "met", 1, 0, "k")
+            assert (await store.report("d", "met", 1, 0, "k")).replayed
+            await asyncio.sleep(0.1)
+            again = await store.report("d", "met", 1, 0, "k")  # a new call once the key expired
+            assert not again.replayed and again.counters.responses == 2
+        finally:
+            await store.close()
+
+    asyncio.run(go())
