@@ -1,18 +1,22 @@
-"""The embedded budget store: one SQLite file, each metered call one IMMEDIATE transaction.
+"""The embedded budget store: one SQLite file; each metered call atomic, commits grouped.
 
-`BEGIN IMMEDIATE` takes the write lock before reading, so read-decide-write is atomic even with
-several gateway processes on one file. WAL with `synchronous=FULL`: a committed (acknowledged)
-call survives a crash of the gateway process or the machine. Calls run on one worker thread
-(SQLite serialises writers anyway) so the asyncio loop never blocks.
+One writer thread owns the connection. It takes the calls queued since its last commit (up to
+`MAX_BATCH`), runs them one after the other inside one `BEGIN IMMEDIATE` transaction, each in its
+own SAVEPOINT (a call that fails -- unknown task, reused key -- is rolled back alone), commits
+once, and only then answers the callers: group commit, one fsync for many calls. Each call's
+read-decide-write is atomic (the write lock is held from before the first read; calls run
+sequentially), also against other gateway processes on the same file. WAL with
+`synchronous=FULL`: an acknowledged call survives a crash of the gateway process or the machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import sqlite3
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from collab import budget as b
@@ -31,57 +35,93 @@ CREATE TABLE IF NOT EXISTS idempotency (
 CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires);
 """.format(fields=", ".join(f"{f} INTEGER NOT NULL" for f in b.FIELDS))
 PRUNE_EVERY = 1000  # remembered answers written between two deletions of the expired ones
+MAX_BATCH = 256  # calls per commit
 
 
 class SqliteStore:
     def __init__(self, path: str | Path, idempotency_ttl_s: float = 86400.0):
         self.path = str(path)
         self.ttl = idempotency_ttl_s
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        self._db: sqlite3.Connection | None = None
         self._writes = 0
-        self._pool.submit(self._open).result()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # (fn, args, future, loop) | None = stop
+        self._ready = threading.Event()
+        self._open_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._writer, name="sqlite-store", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._open_error is not None:
+            raise StoreUnavailable(f"sqlite store {self.path}: {self._open_error}")
 
-    def _open(self) -> None:
+    def _open(self) -> sqlite3.Connection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(SCHEMA)
-        self._db = db
+        return db
 
     async def _run(self, fn, *args):
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-        except sqlite3.OperationalError as exc:  # locked by another process for > 30 s, disk I/O
-            raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from None
+        """Run fn(db, *args) atomically on the writer thread; returns once it is committed."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put((fn, args, future, loop))
+        return await future
 
-    def _tx(self, fn, *args):
-        """Run fn(db, ...) inside one IMMEDIATE transaction."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
+    def _writer(self) -> None:
         try:
-            out = fn(db, *args)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return out
+            db = self._open()
+        except sqlite3.Error as exc:
+            self._open_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH and batch[-1] is not None and not self._queue.empty():
+                batch.append(self._queue.get())
+            if batch[-1] is None:
+                stopping = True
+                batch.pop()
+            if batch:
+                self._commit(db, batch)
+        db.close()
+
+    def _commit(self, db: sqlite3.Connection, batch: list) -> None:
+        results = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for fn, args, _, _ in batch:
+                db.execute("SAVEPOINT call")
+                try:
+                    results.append((True, fn(db, *args)))
+                    db.execute("RELEASE call")
+                except Exception as exc:  # noqa: BLE001 -- delivered to that caller only
+                    db.execute("ROLLBACK TO call")
+                    db.execute("RELEASE call")
+                    results.append((False, exc))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:  # locked by another process for > 30 s, disk I/O: nothing committed
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            results = [(False, StoreUnavailable(f"sqlite store {self.path}: {exc}"))] * len(batch)
+        for (_, _, future, loop), (ok, value) in zip(batch, results):
+            loop.call_soon_threadsafe(_settle, future, ok, value)
 
     # -- policies ---------------------------------------------------------------------------------
     async def seed_policies(self, policies: dict[str, b.Policy]) -> None:
         rows = [(t, json.dumps(policy_to_json(p))) for t, p in policies.items()]
-        await self._run(self._tx, lambda db: db.executemany(
+        await self._run(lambda db: db.executemany(
             "INSERT OR IGNORE INTO policies VALUES (?, ?)", rows))
 
     async def set_policy(self, task: str, policy: b.Policy) -> None:
         row = (task, json.dumps(policy_to_json(policy)))
-        await self._run(self._tx, lambda db: db.execute(
+        await self._run(lambda db: db.execute(
             "INSERT OR REPLACE INTO policies VALUES (?, ?)", row))
 
     async def policies(self) -> dict[str, b.Policy]:
-        rows = await self._run(lambda: self._db.execute("SELECT task, policy FROM policies").fetchall())
+        rows = await self._run(lambda db: db.execute("SELECT task, policy FROM policies").fetchall())
         return {t: policy_from_json(json.loads(p)) for t, p in rows}
 
     # -- metered calls ----------------------------------------------------------------------------
@@ -90,14 +130,14 @@ class SqliteStore:
             c = b.report(c, p, responses, help_requests)
             return snapshot(device, task, c, p, report=(responses, help_requests))
 
-        return await self._run(self._tx, self._metered, device, task, key, "report", step)
+        return await self._run(self._metered, device, task, key, "report", step)
 
     async def assist(self, device, task, key, subject="") -> Snapshot:
         def step(c: b.Counters, p: b.Policy) -> Snapshot:
             allowed, c = b.assist(c, p)
             return snapshot(device, task, c, p, allowed=allowed)
 
-        return await self._run(self._tx, self._metered, device, task, key, "assist", step, subject)
+        return await self._run(self._metered, device, task, key, "assist", step, subject)
 
     def _metered(self, db, device, task, key, op, step, subject="") -> Snapshot:
         prior = self._remembered(db, device, key)
@@ -111,8 +151,8 @@ class SqliteStore:
         return s
 
     async def completion(self, device, key) -> Completion | None:
-        def read():
-            prior = self._remembered(self._db, device, "done:" + key)
+        def read(db):
+            prior = self._remembered(db, device, "done:" + key)
             return None if prior is None else Completion.from_json(prior, replayed=True)
 
         return await self._run(read)
@@ -127,7 +167,7 @@ class SqliteStore:
                        (done.prompt_tokens + done.completion_tokens, device, task))
             return done
 
-        return await self._run(self._tx, step)
+        return await self._run(step)
 
     # -- reads and admin --------------------------------------------------------------------------
     async def get(self, device, task) -> Snapshot:
@@ -135,7 +175,7 @@ class SqliteStore:
             c, p = self._load(db, device, task)
             return snapshot(device, task, c, p)
 
-        return await self._run(self._tx, read)
+        return await self._run(read)
 
     async def budgets(self, device="", task="") -> list[Snapshot]:
         def read(db):
@@ -147,23 +187,18 @@ class SqliteStore:
             return [snapshot(r[0], r[1], b.Counters(*r[2:]), policies[r[1]]) for r in rows
                     if r[1] in policies]
 
-        return await self._run(self._tx, read)
+        return await self._run(read)
 
     async def reset(self, device, task="") -> int:
         def step(db):
             return db.execute("DELETE FROM counters WHERE device = ? AND (? = '' OR task = ?)",
                               (device, task, task)).rowcount
 
-        return await self._run(self._tx, step)
+        return await self._run(step)
 
     async def close(self) -> None:
-        def shut():
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        await self._run(shut)
-        self._pool.shutdown(wait=True)
+        self._queue.put(None)  # the writer finishes what is queued before it, then closes
+        await asyncio.to_thread(self._thread.join)
 
     # -- helpers (inside a transaction) -----------------------------------------------------------
     def _load(self, db, device, task) -> tuple[b.Counters, b.Policy]:
@@ -185,3 +220,12 @@ class SqliteStore:
         self._writes += 1
         if self._writes % PRUNE_EVERY == 0:
             db.execute("DELETE FROM idempotency WHERE expires <= ?", (now,))
+
+
+def _settle(future: asyncio.Future, ok: bool, value) -> None:
+    if future.done():  # the caller gave up (deadline, cancellation); the call is committed anyway
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

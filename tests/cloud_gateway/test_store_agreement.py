@@ -144,3 +144,20 @@ def test_sqlite_forgets_keys_after_the_ttl(tmp_path):
             await store.close()
 
     asyncio.run(go())
+
+
+def test_a_failing_call_does_not_undo_its_neighbours(store_factory):
+    """SQLite commits concurrent calls together: a failing one is rolled back alone."""
+
+    async def go():
+        store = store_factory()
+        try:
+            await store.seed_policies(POLICIES)
+            calls = [store.report("d", "met" if i % 3 else "nope", 1, 0, f"k{i}") for i in range(30)]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            assert sum(isinstance(r, UnknownTask) for r in results) == 10
+            assert (await store.get("d", "met")).counters.responses == 20
+        finally:
+            await store.close()
+
+    asyncio.run(go())
