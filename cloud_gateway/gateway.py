@@ -68,7 +68,8 @@ class Gateway:
             if not s.replayed:
                 self.metrics.denials.labels(task).inc()
             raise Refused(s)
-        done = await self.store.completion(device, key)
+        # A fresh decision has no completion yet; only a retry may find one remembered.
+        done = await self.store.completion(device, key) if s.replayed else None
         if done is None:
             fresh = await self.backend.complete(request, timeout_s)
             done = await self.store.complete(device, task, key, fresh)
