@@ -1,0 +1,176 @@
+"""The baselines' formulas against hand-computed numbers, and each method's defining rule.
+
+Pure tests first (no torch model); the tiny-model tests at the end run the real trainer for one step
+per method with scripted rollouts (tests/trainer/fakes.py) on the 2-layer random model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dagrpo.errors import UserError
+from trainer.methods.fixed_reward import hierarchical_reward, no_cloud_reward
+from trainer.methods.gapg_filter import budget_filter
+from trainer.methods.grpo_norm import grpo_advantages
+from trainer.methods.gvpo_weights import gvpo_loss, gvpo_weights
+from trainer.methods.routing import calibrate_threshold, naive_offload, router_offload
+
+# r (eq. 13) and c (eq. 14) of one group: local correct, help + cloud right, format violated,
+# help + cloud wrong
+R = [1.0, 1.0, -0.1, 0.0]
+C = [0.0, 1.0, 0.0, 1.0]
+
+
+def test_hierarchical_reward_freezes_the_assisted_value():
+    assert hierarchical_reward(R, C, 0.2).tolist() == [1.0, 0.2, -0.1, 0.0]
+    assert hierarchical_reward(R, C, 0.05).tolist() == [1.0, 0.05, -0.1, 0.0]
+
+
+def test_no_cloud_reward_pays_nothing_for_the_trigger():
+    assert no_cloud_reward(R, C).tolist() == [1.0, 0.0, -0.1, 0.0]
+
+
+def test_grpo_advantages_hand_computed():
+    # [1,0,0,0]: mean 0.25, population std sqrt(3)/4 = 0.4330
+    a = grpo_advantages([1.0, 0.0, 0.0, 0.0])
+    assert a == pytest.approx([0.75 / 0.4331, -0.25 / 0.4331, -0.25 / 0.4331, -0.25 / 0.4331], rel=1e-3)
+    assert grpo_advantages([[0.5, 0.5]]).tolist() == [[0.0, 0.0]]
+
+
+def test_gvpo_weights_hand_computed():
+    # r - mean r = [0.5, -0.5]; s - mean s = [1, -1]; beta 0.1 -> [0.4, -0.4]
+    assert gvpo_weights([[1.0, 0.0]], [[3.0, 1.0]], 0.1) == pytest.approx(np.array([[0.4, -0.4]]))
+    assert gvpo_loss([[1.0, 0.0]], [[3.0, 1.0]], 0.1) == pytest.approx(0.5 * (0.16 + 0.16))
+
+
+def test_gvpo_weights_give_the_gradient_of_the_squared_loss():
+    """grad of 1/2 sum_i [(R_i - mean R) - beta (s_i - mean s)]^2 = -beta sum_i w_i grad s_i."""
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    theta = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    rewards, beta = torch.tensor([1.0, 0.0, 0.2, -0.1], dtype=torch.float64), 0.3
+    s = x @ theta  # a log-ratio linear in theta: grad s_i = x_i
+    loss = 0.5 * (((rewards - rewards.mean()) - beta * (s - s.mean())) ** 2).sum()
+    loss.backward()
+    w = gvpo_weights(rewards.numpy(), s.detach().numpy(), beta)
+    assert theta.grad.numpy() == pytest.approx(-beta * (w[:, None] * x.numpy()).sum(0))
+
+
+def test_budget_filter_over_budget_drops_groups_that_reward_asking():
+    adv = np.array([[0.5, -0.5], [-0.5, 0.5], [0.2, -0.2]])
+    costs = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+    filtered, kept = budget_filter(adv, costs, ratio=0.5, tau=0.3)
+    assert kept.tolist() == [False, True, True]
+    assert filtered.tolist() == [[0.0, 0.0], [-0.5, 0.5], [0.2, -0.2]]
+
+
+def test_budget_filter_under_budget_drops_groups_that_punish_asking():
+    adv = np.array([[0.5, -0.5], [-0.5, 0.5]])
+    costs = np.array([[1.0, 0.0], [1.0, 0.0]])
+    _, kept = budget_filter(adv, costs, ratio=0.1, tau=0.3)
+    assert kept.tolist() == [True, False]
+    _, kept = budget_filter(adv, costs, ratio=0.3, tau=0.3)
+    assert kept.tolist() == [True, True]
+
+
+def test_naive_offload_rate_is_tau_within_sampling_error():
+    ids = [f"math/test/{i}" for i in range(4000)]
+    for tau in (0.1, 0.3, 0.7):
+        rate = np.mean(naive_offload(ids, tau, seed=1))
+        assert abs(rate - tau) < 4 * math.sqrt(tau * (1 - tau) / len(ids))
+    assert naive_offload(ids[:50], 0.3, 1) == naive_offload(ids[:50], 0.3, 1)  # fixed per query
+    assert naive_offload(ids[:50], 0.3, 1) != naive_offload(ids[:50], 0.3, 2)
+
+
+def test_calibrated_threshold_offloads_tau_of_the_validation_scores():
+    scores = np.linspace(0, 1, 20)
+    for tau in (0.0, 0.3, 0.5, 1.0):
+        thr = calibrate_threshold(scores, tau)
+        assert sum(router_offload(scores, thr)) == round(tau * 20)
+    assert router_offload([0.9, 0.1], calibrate_threshold([0.9, 0.1], 0.5)) == [True, False]
+
+
+def test_logistic_router_learns_a_separable_rule_and_breaks_ties():
+    from trainer.router import fit_logistic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 5))
+    y = (x[:, 0] > 0).astype(float)  # fails exactly when feature 0 is positive
+    router = fit_logistic(x, y, l2=0.1)
+    ids = [str(i) for i in range(80)]
+    assert np.mean((router.scores(x, ids) > 0.5) == y) > 0.95
+    assert not router.single_class
+    const = fit_logistic(x, np.ones(80), l2=1.0)
+    assert const.single_class
+    s = const.scores(x, ids)
+    assert len(set(s.tolist())) == 80  # hash tie-break: a calibrated share is still offloaded
+
+
+# --------------------------------------------------------------------------------- method objects
+
+def _cfg(method: str, **args):
+    from trainer.config import TrainConfig
+
+    cfg = TrainConfig(method=method)
+    if args:
+        cfg.method_args = args
+    return cfg
+
+
+def test_grpo_fixed_never_uses_lambda_and_needs_the_step():
+    from trainer.method import make_method
+
+    m = make_method(_cfg("grpo_fixed"))
+    assert m.updates_lambda is False
+    with pytest.raises(RuntimeError, match="begin_step"):
+        m.advantages(np.array([R]), np.array([C]), 0.5)
+    m.begin_step(None, task="math", tau=0.3)
+    a0 = m.advantages(np.array([R]), np.array([C]), 0.0)
+    assert m.advantages(np.array([R]), np.array([C]), 7.0).tolist() == a0.tolist()
+    assert a0 == pytest.approx(grpo_advantages([[1.0, 0.2, -0.1, 0.0]]))
+    m.begin_step(None, task="code", tau=0.5)  # the code assistance reward is 0.05
+    assert m.advantages(np.array([R]), np.array([C]), 0.0) == pytest.approx(grpo_advantages([[1.0, 0.05, -0.1, 0.0]]))
+
+
+def test_method_args_are_validated_naming_the_key():
+    from trainer.method import make_method
+
+    m = make_method(_cfg("grpo_fixed", assist_math=0.5))
+    assert m.args.assist("math") == 0.5
+    with pytest.raises(UserError, match="train.method_args.assist_mth"):
+        make_method(_cfg("gapg", assist_mth=0.5))
+    with pytest.raises(UserError, match="train.method_args.beta"):
+        make_method(_cfg("gvpo", beta=-1))
+    with pytest.raises(UserError, match="cloud_only"):
+        make_method(_cfg("cloud_only"))
+
+
+def test_gapg_applies_the_budget_rule():
+    from trainer.method import make_method
+
+    m = make_method(_cfg("gapg"))
+    rewards = np.array([[1.0, 0.0], [0.0, 1.0]])  # group 0: the help request (c=1) was right
+    costs = np.array([[1.0, 0.0], [0.0, 0.0]])
+    m.begin_step(None, task="science", tau=0.1)  # J = 0.25 > tau; science is QA: assist 0.4
+    adv = m.advantages(rewards, costs, 0.5)
+    assert m.kept.tolist() == [False, True]
+    assert adv.tolist() == [[0.0, 0.0], [-0.5, 0.5]]
+    m.begin_step(None, task="science", tau=0.5)  # J = 0.25 < tau: asking is encouraged, kept
+    adv = m.advantages(rewards, costs, 0.5)
+    assert m.kept.tolist() == [True, True]
+    assert adv == pytest.approx(np.array([[0.2, -0.2], [-0.5, 0.5]]))  # assist 0.4 vs 0, centred
+
+
+def test_edge_family_trains_without_cloud_reward():
+    from trainer.method import make_method
+
+    for name in ("edge_only", "naive_router", "router"):
+        m = make_method(_cfg(name))
+        assert m.name == name and m.updates_lambda is False
+        adv = m.advantages(np.array([[0.0, 1.0]]), np.array([[0.0, 1.0]]), 0.5)
+        assert adv.tolist() == [[0.0, 0.0]]  # the help request earned 0, same as the wrong answer

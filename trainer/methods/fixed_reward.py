@@ -1,0 +1,35 @@
+"""Reward rewrites of the baselines, from the driver's (r, c) of paper eqs. 13-14.
+
+Shapes: (B, G) or (G,). `r` is eq. 13 on the composed response (1 correct and well formatted,
+-0.1 format violated, 0 otherwise) and `c` is eq. 14 (1 when help was asked with a valid format),
+so `c == 1` marks exactly the well-formatted help requests, and for those `r` is 1 when the cloud's
+composed answer was right and 0 when it was wrong.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def hierarchical_reward(rewards, costs, assist: float) -> np.ndarray:
+    """Fixed hierarchical reward of the collaborative baselines (paper section 4, table 3; ref. [8]).
+
+    correct locally -> 1; help asked (valid format) and the composed answer correct -> `assist`;
+    help asked and wrong -> 0; format violated -> -0.1 (unchanged). This is eq. 12 with the
+    lambda-dependent value alpha_a - lambda*alpha_c frozen to the constant `assist` and no charge
+    when the cloud is wrong (the paper's table 3 gives only the assistance reward).
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    c = np.asarray(costs, dtype=np.float64)
+    if r.shape != c.shape:
+        raise ValueError(f"rewards {r.shape} and costs {c.shape} differ in shape")
+    return np.where(c > 0, assist * (r > 0), r)
+
+
+def no_cloud_reward(rewards, costs) -> np.ndarray:
+    """Edge tuning only: the help trigger earns nothing, as if no cloud answered (r = 0 when c = 1)."""
+    r = np.asarray(rewards, dtype=np.float64)
+    c = np.asarray(costs, dtype=np.float64)
+    if r.shape != c.shape:
+        raise ValueError(f"rewards {r.shape} and costs {c.shape} differ in shape")
+    return np.where(c > 0, 0.0, r)

@@ -1,0 +1,8 @@
+"""Edge tuning with a trained router: edge_only's training; at evaluation a failure classifier on
+the local model's features (trainer/router.py) offloads the share tau it is least sure of."""
+
+from trainer.methods.edge_only import EdgeOnly
+
+
+def make_method(cfg) -> EdgeOnly:
+    return EdgeOnly("router")
