@@ -5,6 +5,17 @@ policies (built-in tasks with `default_budget`, plus `tasks` from the config; an
 change is never overwritten), start gRPC + health + reflection, start `/metrics`.
 Shutdown (SIGTERM/SIGINT or `stop()`): health goes NOT_SERVING, new calls are refused, in-flight
 calls get `grace_s` to finish, then the store and the backend close.
+
+Relation to the paper (DA-GRPO, section 3 and Algorithm 1), numbered departures:
+1. The paper's cloud "decides" tau; here the gateway owns it per task (SetTau, config), as a
+   constant or a schedule keyed on the device's responses (the paper's D.3 schedules are per
+   training phase/step; a step is batch*G responses, so the same schedules are expressible).
+2. The paper's constraint E[c] <= tau holds in expectation and is enforced only through lambda.
+   `meter` mode is exactly that (training). `enforce` mode (serving) adds a hard credit bucket,
+   which the paper does not have: at most tau*N + burst cloud calls over N responses.
+3. J_c_hat in the dual update is the gateway-metered help/responses of the reported batch
+   (`report_ratio`); the paper counts it on the device. Both are logged and must agree. The paper's
+   cost counts help requests with a respected format (eq. 14): devices report that count.
 """
 
 from __future__ import annotations
