@@ -32,6 +32,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -90,6 +91,13 @@ class FleetConfig(BaseModel):
                 get_task(name)
             except KeyError as exc:  # pydantic reports ValueErrors, naming the field
                 raise ValueError(exc.args[0]) from None
+        return v
+
+    @field_validator("adapter")
+    @classmethod
+    def _adapter_exists(cls, v: str) -> str:
+        if v and not Path(v).exists():
+            raise ValueError(f"adapter {v!r} does not exist")
         return v
 
 
@@ -233,7 +241,7 @@ def start_agents(fleet: Fleet, keys: dict[str, str]) -> None:
         port = free_port()
         env = {"EDGE_API_KEY": key, "EDGE_FLUSH_INTERVAL_S": str(cfg.flush_interval_s)}
         if cfg.adapter:
-            env["EDGE_ADAPTER_PATH"] = cfg.adapter
+            env["EDGE_ADAPTER_PATH"] = device_adapter(cfg, device)
         child = spawn(fleet, device, [
             "edge", "serve", "--host", HOST, "--port", str(port),
             "--gateway", fleet.gateway_address, "--threads", str(cfg.threads),
@@ -245,6 +253,17 @@ def start_agents(fleet: Fleet, keys: dict[str, str]) -> None:
         wait_until(child, lambda a=agent: httpx.get(f"{a.url}/health", timeout=2).status_code
                    == 200, "GET /health 200", 180)
         fleet.agents.append(agent)
+
+
+def device_adapter(cfg: FleetConfig, device: str) -> str:
+    """The adapter an agent loads. A run or peft dir is copied per device: each agent exports
+    its GGUF beside the adapter at start, and N agents must not write one file at once."""
+    src = Path(cfg.adapter)
+    if src.is_file():
+        return str(src)
+    dst = cfg.out_dir / "agents" / f"{device}-adapter"
+    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.gguf"))
+    return str(dst)
 
 
 def prometheus_targets(fleet: Fleet) -> list[dict]:
@@ -298,9 +317,9 @@ def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-async def load_phase(fleet: Fleet) -> float:
+async def load_phase(fleet: Fleet) -> tuple[float, bool]:
     """Run the load with the live view; SIGINT/SIGTERM end it early. Returns the seconds from
-    the first request to the last reply (sending + drain)."""
+    the first request to the last reply (sending + drain), and whether it was interrupted."""
     from rich.console import Console
     from rich.live import Live
 
@@ -312,7 +331,7 @@ async def load_phase(fleet: Fleet) -> float:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     start = time.monotonic()
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=120)  # logs: no 80-col wrap
     load = asyncio.create_task(run_load(fleet.agents, bodies, cfg.rate, cfg.duration_s,
                                         fleet.outcomes.append, stop, drain_s=cfg.drain_s))
     try:
@@ -333,7 +352,7 @@ async def load_phase(fleet: Fleet) -> float:
             loop.remove_signal_handler(sig)
     elapsed = time.monotonic() - start
     console.print(render_table(fleet, elapsed))
-    return elapsed
+    return elapsed, stop.is_set()
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -360,7 +379,7 @@ def run_fleet(cfg: FleetConfig) -> dict:
         start_agents(fleet, keys)
         _write_json(cfg.out_dir / "prometheus-targets.json", prometheus_targets(fleet))
         started_at = time.time()
-        wall_s = asyncio.run(load_phase(fleet))
+        wall_s, interrupted = asyncio.run(load_phase(fleet))
         settle(fleet)
         settled_at = time.time()
         totals = gateway_totals(admin, devices, cfg.tasks)
@@ -371,7 +390,7 @@ def run_fleet(cfg: FleetConfig) -> dict:
         stop_children(fleet.children, cfg.grace_s)
         signal.signal(signal.SIGTERM, previous)
     summary = build_summary(fleet, wall_s, totals)
-    summary.update(started_at=started_at, settled_at=settled_at)
+    summary.update(started_at=started_at, settled_at=settled_at, interrupted=interrupted)
     write_outputs(fleet, summary)
     return summary
 

@@ -20,6 +20,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "dagrpo.json"
 DEVICES = 3
+# A LoRA that makes SmolLM2 ask for help on harder math (the base model never does): see
+# fixtures/make_help_adapter.py. Its state.json carries lambda = 0.5.
+HELP_RUN = Path(__file__).resolve().parent / "fixtures" / "help-run"
 RATE_WINDOW = "15s"  # stands for Grafana's $__rate_interval (scrape interval 1 s)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -48,7 +51,7 @@ def fleet_run(tmp_path_factory, redis_server, prometheus):
     prom = prometheus(out / "prometheus-targets.json")
     cmd = [sys.executable, "-m", "dagrpo.cli", "fleet", "--devices", str(DEVICES),
            "--duration", "20", "--rate", "1.2", "--tasks", "math,science",
-           "--max-tokens", "24", "--temperature", "1.0",
+           "--max-tokens", "24", "--adapter", str(HELP_RUN),
            "--mode", "enforce", "--tau", "0", "--burst", "1",
            "--redis-url", redis_server.url, "--out", str(out), "--linger", "4", "--no-live"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT)
@@ -112,8 +115,9 @@ def test_prometheus_counts_equal_the_gateway_totals(fleet_run):
         assert allowed.get(task, 0) == g["cloud_calls"], task
         assert tokens.get(task, 0) == g["tokens"], task
         assert g["responses"] == summary["per_task"][task]["answers"], task
-    # one series per agent: each device was scraped
-    assert len(prom.query("edge_queue_depth", at)) == DEVICES
+    # one series per agent: each device was scraped, and each serves the adapter's lambda
+    lambdas = prom.query("edge_lambda", at)
+    assert len(lambdas) == DEVICES and {float(r["value"][1]) for r in lambdas} == {0.5}
     assert value(prom.query("sum(edge_usage_pending_reports)", at)) == 0
 
 
