@@ -67,6 +67,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_GENERATORS = {"math": "collab.tasks.math_gen", "science": "collab.tasks.science",
+               "code": "collab.tasks.code_gen", "knowledge": "collab.tasks.knowledge"}
+
+
+class TaskSpec(_Strict):
+    """A built-in generator restricted to some difficulty levels, registered under a new name."""
+
+    name: str = Field(min_length=1, pattern=r"^[a-z][a-z0-9_-]*$")
+    base: Literal["math", "science", "code", "knowledge"]
+    levels: list[int] = Field(min_length=1, description="difficulty levels 1..5 to draw from")
+
+    def register(self) -> None:
+        import importlib
+
+        from collab.tasks import register_task
+
+        module = importlib.import_module(_GENERATORS[self.base])
+        register_task(module.make_task(name=self.name, levels=tuple(self.levels)), replace=True)
+
+
 class ExperimentSpec(_Strict):
     name: str = Field(min_length=1, description="preset name (used for the default output directory)")
     kind: Literal["table1", "lambda_init", "tau_schedules", "tau_sweep"] = Field(
@@ -78,6 +98,8 @@ class ExperimentSpec(_Strict):
     router_l2: float = Field(10.0, gt=0, description="router: L2 weight of the logistic regression")
     method_set: dict[str, list[str]] = Field(default_factory=dict,
                                              description="extra --set overrides per method")
+    tasks: list[TaskSpec] = Field(default_factory=list, description="level-restricted tasks to register "
+                                  "(in this process only) before the configs are resolved")
 
     @field_validator("methods")
     @classmethod
@@ -138,6 +160,8 @@ def load_preset(path: str | Path, overrides: list[str] = ()) -> Preset:
         raise UserError(f"{path}: invalid preset: {msgs}") from None
     from trainer.config import apply_override
 
+    for task in preset.experiment.tasks:
+        task.register()
     for assignment in overrides:
         apply_override(preset.base, assignment)
     return preset

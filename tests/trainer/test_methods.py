@@ -174,3 +174,57 @@ def test_edge_family_trains_without_cloud_reward():
         assert m.name == name and m.updates_lambda is False
         adv = m.advantages(np.array([[0.0, 1.0]]), np.array([[0.0, 1.0]]), 0.5)
         assert adv.tolist() == [[0.0, 0.0]]  # the help request earned 0, same as the wrong answer
+
+
+# ------------------------------------------------------------- defining rules on the tiny model
+
+def _run(tiny_cfg, scripted, tmp_path, method: str, texts, *sets: str):
+    from trainer.checkpoint import read_jsonl
+    from trainer.train import train
+
+    cfg = tiny_cfg(f'train.method="{method}"', *sets)
+    ctx = train(cfg, tmp_path / method, engine_factory=scripted.ScriptedEngine(texts), progress=False)
+    return ctx, read_jsonl(tmp_path / method / "metrics.jsonl")
+
+
+def _lora(ctx) -> list:
+    return [p.detach().clone() for n, p in ctx.model.named_parameters() if "lora_B" in n]
+
+
+def test_tiny_grpo_fixed_keeps_lambda_fixed_and_learns(tiny_cfg, scripted, tmp_path):
+    ctx, metrics = _run(tiny_cfg, scripted, tmp_path, "grpo_fixed", [scripted.HELP, scripted.WRONG],
+                        "phases.0.steps=1")
+    assert [m["lambda_next"] for m in metrics] == [0.5]  # never updated, though ratio 0.5 > tau 0.2
+    assert all(m["collab_ratio"] == 0.5 for m in metrics)
+    assert all(m["adv_abs_mean"] > 0 for m in metrics)
+    assert any(float(b.abs().sum()) > 0 for b in _lora(ctx))
+
+
+def test_tiny_gapg_filters_every_prompt_over_budget(tiny_cfg, scripted, tmp_path):
+    # ratio 0.5 > tau 0.2 and the help requests earn the assistance reward: every group pushes
+    # toward offloading, so the budget rule drops all of them and the step changes nothing.
+    ctx, metrics = _run(tiny_cfg, scripted, tmp_path, "gapg", [scripted.HELP, scripted.WRONG], "phases.0.steps=1")
+    assert ctx.method.kept.tolist() == [False, False]
+    assert all(m["adv_abs_mean"] == 0 for m in metrics)
+    assert all(float(b.abs().sum()) == 0 for b in _lora(ctx))
+    ctx, metrics = _run(tiny_cfg, scripted, tmp_path / "under", "gapg", [scripted.HELP, scripted.WRONG],
+                        "phases.0.tau=0.9", "phases.0.steps=1")  # under budget: the same groups are kept
+    assert ctx.method.kept.tolist() == [True, True]
+    assert all(m["adv_abs_mean"] > 0 for m in metrics)
+
+
+def test_tiny_edge_only_gives_the_trigger_nothing(tiny_cfg, scripted, tmp_path):
+    ctx, metrics = _run(tiny_cfg, scripted, tmp_path, "edge_only", [scripted.HELP, scripted.WRONG], "phases.0.steps=1")
+    assert all(m["collab_ratio"] == 0.5 and m["adv_abs_mean"] == 0 for m in metrics)
+    assert [m["lambda_next"] for m in metrics] == [0.5]
+    _, da = _run(tiny_cfg, scripted, tmp_path, "da_grpo", [scripted.HELP, scripted.WRONG], "phases.0.steps=1")
+    assert all(m["adv_abs_mean"] > 0 for m in da)  # the same rollouts do carry signal under DA-GRPO
+
+
+def test_tiny_gvpo_uses_the_log_ratio_to_the_reference(tiny_cfg, scripted, tmp_path):
+    ctx, metrics = _run(tiny_cfg, scripted, tmp_path, "gvpo", [scripted.HELP, scripted.WRONG],
+                        "train.method_args={beta=0.5}")
+    # step 2 runs after one update: the policy has left the LoRA-disabled reference
+    assert ctx.method.logratio.shape == (2, 4)
+    assert float(np.abs(ctx.method.logratio).max()) > 0
+    assert [m["lambda_next"] for m in metrics] == [0.5, 0.5]
