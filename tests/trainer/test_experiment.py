@@ -1,0 +1,176 @@
+"""`dagrpo experiment` end to end on the tiny random model: every method, resume, report, routers.
+
+One module-scoped run of a two-phase preset (math -> science, 1 step each) with all eight methods;
+the tests read its outputs. The tiny model answers nothing right, which makes the router's
+classifier single-class: its calibrated offload rate must still be tau (hash tie-break).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from dagrpo.errors import UserError
+
+PRESET = """
+[experiment]
+name = "tiny"
+kind = "table1"
+methods = ["cloud_only", "edge_only", "naive_router", "router", "grpo_fixed", "gvpo", "gapg", "da_grpo"]
+seeds = [0]
+router_train_n = 4
+router_val_n = 10
+
+[[experiment.tasks]]
+name = "math-easy"
+base = "math"
+levels = [1]
+
+[base.model]
+name_or_path = "tiny-random"
+lora_r = 4
+lora_alpha = 8.0
+
+[base.train]
+G = 2
+batch_prompts = 1
+max_new_tokens = 4
+eval_n = 6
+eval_at_start = false
+train_pool = 8
+eta_lambda = 0.5
+
+[[scenarios]]
+name = "s1"
+forgetting_task = "math-easy"
+
+[[scenarios.phases]]
+tasks = ["math-easy"]
+steps = 1
+tau = 0.3
+
+[[scenarios.phases]]
+tasks = ["science"]
+steps = 1
+tau = 0.5
+"""
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    from trainer.experiment import load_preset, run_all
+
+    root = tmp_path_factory.mktemp("exp")
+    (root / "tiny.toml").write_text(PRESET)
+    preset = load_preset(root / "tiny.toml")
+    lines: list[str] = []
+    summary = run_all(preset, root / "out", echo=lines.append)
+    return preset, root / "out", summary, lines
+
+
+def _evals(out, group, method):
+    return json.loads((out / "s1" / group / "seed0" / "result.json").read_text())[method]["evals"]
+
+
+def test_every_method_finishes_and_is_reported(experiment):
+    _, out, summary, _ = experiment
+    assert summary["finished_runs"] == summary["total_runs"] == 6  # edge family shares one run
+    md = (out / "results.md").read_text()
+    for label in ("Edge Tuning Only", "Naive Router", "w/ Router", "w/ GRPO", "w/ GVPO", "w/ GAPG", "DA-GRPO",
+                  "Cloud LLM"):
+        assert label in md
+    assert "INCOMPLETE" not in md
+    assert (out / "lambda_ratio.png").stat().st_size > 0
+    rows = summary["scenarios"]["s1"]["methods"]
+    assert set(rows) == {"cloud_only", "edge_only", "naive_router", "router", "grpo_fixed", "gvpo", "gapg", "da_grpo"}
+    for m, row in rows.items():  # a during-task and a post-switch number for math-easy, for each method
+        assert row["joint"]["during"][0] is not None and row["joint"]["post"][0] is not None, m
+
+
+def test_router_calibrated_rate_is_tau_on_validation(experiment):
+    ev = _evals(experiment[1], "edge", "router")
+    for tag, tau in (("phase0_end", 0.3), ("phase1_end", 0.3)):
+        assert ev[tag]["math-easy"]["val_offload_rate"] == pytest.approx(round(tau * 10) / 10)
+    assert ev["phase1_end"]["science"]["val_offload_rate"] == pytest.approx(0.5)
+
+
+def test_naive_router_offloads_its_hashed_share(experiment):
+    from collab.tasks import get_task
+    from trainer.methods.routing import naive_offload
+
+    ev = _evals(experiment[1], "edge", "naive_router")["phase0_end"]["math-easy"]
+    ids = [ex.id for ex in get_task("math-easy").examples("test", n=6, seed=0)]
+    assert ev["collab_ratio"] == pytest.approx(np.mean(naive_offload(ids, 0.3, 0)))
+    assert abs(ev["collab_ratio"] - 0.3) <= 4 * math.sqrt(0.3 * 0.7 / 6)
+
+
+def test_edge_only_is_local_only_and_cloud_only_is_the_cloud(experiment):
+    edge = _evals(experiment[1], "edge", "edge_only")["phase1_end"]
+    for task in ("math-easy", "science"):
+        assert edge[task]["local_accuracy"] == edge[task]["joint_accuracy"]
+        assert edge[task]["collab_ratio"] == 0
+    cloud = _evals(experiment[1], "cloud_only", "cloud_only")["phase0_end"]["math-easy"]
+    assert cloud["collab_ratio"] == 1 and cloud["joint_accuracy"] >= 5 / 6  # reference cloud, accuracy 0.97
+
+
+def test_lambda_moves_only_for_da_grpo(experiment):
+    from trainer.checkpoint import read_jsonl
+
+    out = experiment[1]
+    for m in ("grpo_fixed", "gvpo", "gapg"):
+        assert {r["lambda_next"] for r in read_jsonl(out / "s1" / m / "seed0" / "metrics.jsonl")} == {0.5}
+    da = read_jsonl(out / "s1" / "da_grpo" / "seed0" / "metrics.jsonl")
+    expected = max(0.0, 0.5 + 0.5 * (da[0]["collab_ratio"] - 0.3))
+    assert da[0]["lambda_next"] == pytest.approx(expected)
+
+
+def test_resume_skips_finished_runs_and_rebuilds_a_missing_evaluation(experiment):
+    from trainer.experiment import run_all
+
+    preset, out, _, _ = experiment
+    edge = out / "s1" / "edge" / "seed0"
+    before = json.loads((edge / "result.json").read_text())
+    (edge / "result.json").unlink()
+    lines = (edge / "routed.jsonl").read_text().splitlines()
+    (edge / "routed.jsonl").write_text(lines[0] + "\n")  # as if interrupted before the last evaluation
+    log: list[str] = []
+    run_all(preset, out, echo=log.append)
+    assert sum("skipped" in line for line in log) == 5
+    assert any("s1/edge/seed0: running" in line for line in log)
+    assert json.loads((edge / "result.json").read_text()) == before
+
+
+def test_bad_presets_fail_naming_the_field(tmp_path):
+    from trainer.experiment import load_preset, plan
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(PRESET.replace('"gapg", "da_grpo"]', '"gapg", "dagrpo"]'))
+    with pytest.raises(UserError, match="experiment.methods"):
+        load_preset(bad)
+    bad.write_text(PRESET.replace("G = 2", "G = 1"))
+    with pytest.raises(UserError, match="train.G"):
+        plan(load_preset(bad), tmp_path)
+    with pytest.raises(UserError, match="not found"):
+        load_preset(tmp_path / "missing.toml")
+
+
+def test_shipped_presets_resolve():
+    from pathlib import Path
+
+    from trainer.experiment import load_preset, plan
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "experiments"
+    counts = {}
+    for path in sorted(root.glob("*.toml")):
+        preset = load_preset(path)
+        if path.name.startswith("paper_"):  # needs a local model directory
+            with pytest.raises(UserError, match="model.name_or_path"):
+                plan(preset, Path("/nonexistent"))
+            continue
+        counts[path.stem] = len(plan(preset, Path("/nonexistent")))
+    # micro Table 1: 2 scenarios x 3 seeds x (1 shared edge run + cloud_only + 4 collaborative)
+    assert counts["micro_table1"] == 36
+    assert counts["micro_tau_schedules"] == 4 and counts["micro_tau_sweep"] == 3
