@@ -504,7 +504,8 @@ def _scenario_markdown(name: str, block: dict, spec: ExperimentSpec, cfg: RunCon
     phases = " -> ".join(f"{p.name or '+'.join(p.task_names())} ({p.steps} steps, tau "
                          f"{p.tau if p.tau is not None else p.tau_schedule})" for p in cfg.phases)
     lines = [f"## Scenario `{name}`: {phases}", ""]
-    rows = [(m, r) for m, r in block["methods"].items() if r["tracking"]]
+    # naive_router and router share edge_only's training run: list its training curve once
+    rows = [(m, r) for m, r in block["methods"].items() if r["tracking"] and m not in ("naive_router", "router")]
     if rows:
         lines += ["Collaboration-ratio tracking during training: mean |batch ratio - tau| over the last "
                   "quarter of each tau segment (mean ± std over seeds).", "",
@@ -577,7 +578,37 @@ def write_figures(preset: Preset, res: dict, out: Path) -> list[Path]:
     written.append(_save(fig, out / "lambda_ratio.png"))
     if spec.kind == "tau_sweep":
         written.append(_accuracy_vs_tau(preset, res, out))
+    if spec.kind == "lambda_init":
+        written.append(_overlay(preset, res, out, "da_grpo"))
     return written
+
+
+def _overlay(preset: Preset, res: dict, out: Path, method: str) -> Path:
+    """Fig. 4 layout: lambda (left) and batch ratio (right) of every scenario on shared axes."""
+    import matplotlib.pyplot as plt
+
+    from trainer.plots import moving_average
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    tau = None
+    for i, sc in enumerate(preset.scenarios):
+        runs = [v["metrics"] for v in res.get(sc.name, {}).get(method, {}).values() if v["metrics"]]
+        if not runs:
+            continue
+        length = min(len(r) for r in runs)
+        steps = [runs[0][t]["step"] for t in range(length)]
+        left.plot(steps, np.mean([[r[t]["lambda_next"] for t in range(length)] for r in runs], axis=0),
+                  color=f"C{i}", label=sc.name)
+        ratio = np.mean([[r[t]["collab_ratio"] for t in range(length)] for r in runs], axis=0)
+        right.plot(steps, moving_average(list(ratio), 3), color=f"C{i}", label=sc.name)
+        tau = [runs[0][t]["tau"] for t in range(length)], steps
+    if tau is not None:
+        right.step(tau[1], tau[0], where="mid", ls="--", color="black", label="tau")
+    left.set(xlabel="step", ylabel="lambda", title=f"{method}: lambda from each initialisation")
+    right.set(xlabel="step", ylabel="collab. ratio (avg 3)", ylim=(-0.02, 1.02), title="collaboration ratio")
+    left.legend(fontsize=7)
+    right.legend(fontsize=7)
+    return _save(fig, out / "lambda_init.png")
 
 
 def _accuracy_vs_tau(preset: Preset, res: dict, out: Path) -> Path:

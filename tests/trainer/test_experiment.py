@@ -174,3 +174,17 @@ def test_shipped_presets_resolve():
     # micro Table 1: 2 scenarios x 3 seeds x (1 shared edge run + cloud_only + 4 collaborative)
     assert counts["micro_table1"] == 36
     assert counts["micro_tau_schedules"] == 4 and counts["micro_tau_sweep"] == 3
+
+
+def test_tracking_gap_is_the_last_quarter_of_each_tau_segment():
+    from trainer.experiment import tracking_gaps
+
+    ratios = [0.9, 0.5, 0.2, 0.15, 0.1, 0.1, 0.3, 0.6, 0.5, 0.4, 0.7, 0.8]
+    taus = [0.1] * 8 + [0.5] * 4
+    metrics = [{"step": i + 1, "tau": t, "collab_ratio": r, "lambda_next": 0.1 * i}
+               for i, (t, r) in enumerate(zip(taus, ratios))]
+    gaps = tracking_gaps(metrics)
+    assert [(g["first_step"], g["last_step"], g["tau"], g["tail_steps"]) for g in gaps] == [(1, 8, 0.1, 2), (9, 12, 0.5, 1)]
+    assert gaps[0]["gap"] == pytest.approx((0.2 + 0.5) / 2)  # steps 7, 8: |0.3-0.1|, |0.6-0.1|
+    assert gaps[1]["gap"] == pytest.approx(0.3)  # step 12: |0.8-0.5|
+    assert gaps[1]["lambda_end"] == pytest.approx(1.1)
