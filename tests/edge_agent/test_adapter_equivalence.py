@@ -1,6 +1,8 @@
 """llama.cpp + exported GGUF LoRA == torch + peft on the same weights, up to quantization noise.
 
-Torch runs SmolLM2 dequantized from the same Q4_1 GGUF (float32); llama.cpp runs it quantized.
+Torch runs SmolLM2 dequantized from the same Q4_1 GGUF (float32), loaded exactly as the trainer
+loads it (`trainer.models.load_policy`, which caches the dequantized copy); llama.cpp runs it
+quantized.
 Their base-vs-base gap is the noise floor; the adapter gap must sit at that floor, and an export
 without the q/k row permutation must be measurably worse (it still loads and often agrees on top-1).
 """
@@ -16,6 +18,8 @@ from edge_adapters import write_random_adapter
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+# Short chat-formatted prompts (~20 tokens): several positions exercise rope (where a missing q/k
+# permutation shows) while keeping 9 llama.cpp and 6 torch forwards cheap.
 QUESTIONS = ["What is 17 * 23?", "Name the largest planet in the solar system.",
              "Write a Python function that reverses a string."]
 
@@ -28,21 +32,21 @@ def _gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 def logits(tmp_path_factory):
     os.environ["HF_HUB_OFFLINE"] = "1"
-    torch = pytest.importorskip("torch")
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    import torch
 
-    from collab.prompts import build_messages
+    from trainer.config import ModelConfig
+    from trainer.models import load_base, load_policy
+
     from edge_agent.llm import LocalModel
 
     base = default_model_path()
     tmp = tmp_path_factory.mktemp("equiv")
-    adapter_dir = write_random_adapter(tmp / "adapter", seed=1)
+    adapter_dir = write_random_adapter(tmp / "adapter", seed=1, b_std=0.08)
     permuted = export_adapter(adapter_dir, base, tmp / "permuted.gguf")
     unpermuted = export_adapter(adapter_dir, base, tmp / "unpermuted.gguf", permute_qk=False)
 
     llm = LocalModel(base, n_ctx=1024, threads=1)
-    prompts = [llm.prompt_tokens(build_messages("math", q)) for q in QUESTIONS]
+    prompts = [llm.prompt_tokens([{"role": "user", "content": q}]) for q in QUESTIONS]
 
     def cpp(adapter):
         llm.set_adapter(adapter)
@@ -52,15 +56,14 @@ def logits(tmp_path_factory):
     del llm
 
     torch.set_num_threads(2)
-    model = AutoModelForCausalLM.from_pretrained(os.path.dirname(base), gguf_file=os.path.basename(base),
-                                                 dtype=torch.float32)
+    cfg = ModelConfig(name_or_path="smollm2", device="cpu", dtype="float32")
 
     def torch_logits(m):
         with torch.no_grad():
             return np.stack([m(torch.tensor([p])).logits[0, -1].numpy() for p in prompts])
 
-    out["torch_base"] = torch_logits(model)
-    out["torch_lora"] = torch_logits(PeftModel.from_pretrained(model, str(adapter_dir)).eval())
+    out["torch_base"] = torch_logits(load_base(cfg)[0].eval())
+    out["torch_lora"] = torch_logits(load_policy(cfg, adapter=adapter_dir)[0].eval())
     return out
 
 
