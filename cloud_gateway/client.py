@@ -3,8 +3,9 @@
 Used by the trainer (cloud queries through Assist, the dual update from the gateway's measured
 ratio) and by the edge agent. Every call has a deadline; UNAVAILABLE / DEADLINE_EXCEEDED are
 retried (`retries` times, exponential backoff) with the *same* idempotency key, so a retry is
-metered once; then `CloudUnavailable`. RESOURCE_EXHAUSTED becomes `CloudRefused` with the
-telemetry the gateway sent. Other errors (bad input, bad key) raise `grpc.RpcError` unchanged:
+metered once; then `CloudUnavailable`. A budget refusal (RESOURCE_EXHAUSTED carrying the
+telemetry trailer) becomes `CloudRefused`; gRPC's own RESOURCE_EXHAUSTED (a message over 4 MiB)
+stays a `grpc.RpcError`. Other errors (bad input, bad key) raise `grpc.RpcError` unchanged:
 they are bugs or misconfiguration, not weather. No redis, no torch here.
 """
 
@@ -76,8 +77,9 @@ class GatewayCloud:
                 return method(request, timeout=self.timeout_s, metadata=self._metadata)
             except grpc.RpcError as exc:
                 code = exc.code()
-                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    raise CloudRefused(exc.details(), _trailer_telemetry(exc)) from None
+                telemetry = _trailer_telemetry(exc)
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED and telemetry is not None:
+                    raise CloudRefused(exc.details(), telemetry) from None
                 if code not in RETRYABLE:
                     raise
                 if attempt == self.retries:

@@ -162,6 +162,15 @@ def test_invalid_argument_with_clear_messages(stubs, keys):
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "example 'math/test/3'" in msg
 
 
+def test_message_over_grpc_limit_is_not_a_budget_refusal(gateway, keys):
+    ex = get_example(EX)
+    with GatewayCloud(gateway.address, keys.d1, retries=0) as cloud:
+        with pytest.raises(grpc.RpcError) as info:  # not CloudRefused: no telemetry trailer
+            cloud.assist(ex, [{"role": "user", "content": "x" * (5 * 1024 * 1024)}], idempotency_key="big")
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert cloud.report_usage("math", 1, 0).responses == 1  # still serving
+
+
 def test_admin_creates_task_with_tau_schedule_and_resets(gateway, keys):
     admin = AdminClient(gateway.address, keys.admin)
     policy = admin.set_tau("mmlu", [(0, 0.1), (10, 0.7)], mode="enforce", burst=2.0, window_responses=4)
