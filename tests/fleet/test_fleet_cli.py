@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,35 @@ def test_fleet_module_does_not_import_torch_or_llama_cpp():
             "print(sorted(m for m in ('torch', 'llama_cpp', 'redis') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "[]", r.stderr
+
+
+def test_prometheus_targets_name_the_gateway_and_every_device(tmp_path):
+    from deploy.fleet import Fleet, FleetConfig, prometheus_targets
+    from deploy.loadgen import Agent
+
+    fleet = Fleet(FleetConfig(out_dir=tmp_path), gateway_metrics_port=9464,
+                  agents=[Agent("dev-01", "http://127.0.0.1:8081"), Agent("dev-02", "http://127.0.0.1:8082")])
+    assert prometheus_targets(fleet) == [
+        {"targets": ["127.0.0.1:9464"], "labels": {"job": "gateway"}},
+        {"targets": ["127.0.0.1:8081"], "labels": {"job": "edge", "device": "dev-01"}},
+        {"targets": ["127.0.0.1:8082"], "labels": {"job": "edge", "device": "dev-02"}},
+    ]
+
+
+def test_a_run_dir_adapter_is_copied_per_device_without_stale_gguf(tmp_path):
+    from deploy.fleet import FleetConfig, device_adapter
+
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_config.json").write_text("{}")
+    (run / "adapter" / "adapter.gguf").write_text("stale")
+    (run / "state.json").write_text('{"lambda": 0.5}')
+    cfg = FleetConfig(out_dir=tmp_path / "out", adapter=str(run))
+    a, b = device_adapter(cfg, "dev-01"), device_adapter(cfg, "dev-02")
+    assert a != b
+    for copy in (a, b):
+        assert (Path(copy) / "state.json").is_file()
+        assert (Path(copy) / "adapter" / "adapter_config.json").is_file()
+        assert not (Path(copy) / "adapter" / "adapter.gguf").exists()
+    gguf = run / "adapter" / "adapter.gguf"
+    assert device_adapter(FleetConfig(out_dir=tmp_path, adapter=str(gguf)), "dev-01") == str(gguf)
