@@ -188,3 +188,12 @@ def test_tracking_gap_is_the_last_quarter_of_each_tau_segment():
     assert gaps[0]["gap"] == pytest.approx((0.2 + 0.5) / 2)  # steps 7, 8: |0.3-0.1|, |0.6-0.1|
     assert gaps[1]["gap"] == pytest.approx(0.3)  # step 12: |0.8-0.5|
     assert gaps[1]["lambda_end"] == pytest.approx(1.1)
+
+
+def test_cli_rejects_a_method_outside_the_preset(tmp_path, capsys):
+    from dagrpo.cli import main
+
+    (tmp_path / "tiny.toml").write_text(PRESET.replace('"gapg", "da_grpo"]', '"da_grpo"]'))
+    assert main(["experiment", "--config", str(tmp_path / "tiny.toml"), "--methods", "gapg"]) == 2
+    assert "--methods: ['gapg'] not in the preset" in capsys.readouterr().err
+    assert main(["experiment", "--config", str(tmp_path / "tiny.toml"), "--seeds", "x"]) == 2
