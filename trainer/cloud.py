@@ -1,0 +1,57 @@
+"""Cloud clients for the trainer: the in-process reference backend, or the gateway over gRPC.
+
+`InProcessCloud` answers built-in examples from their known solution (collab.reference), right
+with probability `accuracy`. The draw is a pure function of (seed, idempotency key), so a resumed
+run sees exactly the answers an uninterrupted run would. It has no meter: `report_usage` counts
+usage locally and returns None, which tells the trainer to use its own measured ratio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+from collab.cloud import CloudClient, CloudReply, Telemetry
+from collab.reference import reference_completion
+from collab.tasks.base import Example
+from trainer.config import CloudConfig
+
+
+class InProcessCloud:
+    def __init__(self, accuracy: float = 0.97, seed: int = 0):
+        if not 0.0 <= accuracy <= 1.0:
+            raise ValueError(f"accuracy must lie in [0, 1], got {accuracy}")
+        self.accuracy = accuracy
+        self.seed = seed
+        self.queries = 0
+        self.usage: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # task -> [responses, help]
+
+    def _draw(self, key: str) -> float:
+        """A uniform number in [0, 1) fixed by (seed, key)."""
+        digest = hashlib.sha256(f"{self.seed}:{key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    def assist(
+        self, example: Example, messages: list[dict[str, str]], *, idempotency_key: str,
+        group_help: int = 0, group_size: int = 0,
+    ) -> CloudReply:
+        self.queries += 1
+        text = reference_completion(example, correct=self._draw(idempotency_key) < self.accuracy)
+        return CloudReply(completion=text, prompt_tokens=0, completion_tokens=len(text.split()))
+
+    def report_usage(self, task: str, responses: int, help_requests: int) -> Telemetry | None:
+        self.usage[task][0] += responses
+        self.usage[task][1] += help_requests
+        return None
+
+    def budget(self, task: str) -> Telemetry | None:
+        return None
+
+
+def make_cloud(cfg: CloudConfig, seed: int) -> CloudClient:
+    """The configured client; the gateway client (grpc) is imported only when selected."""
+    if cfg.backend == "reference":
+        return InProcessCloud(accuracy=cfg.accuracy, seed=seed)
+    from cloud_gateway.client import GatewayCloud
+
+    return GatewayCloud(cfg.address, cfg.api_key)

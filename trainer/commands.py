@@ -1,0 +1,157 @@
+"""What `dagrpo demo / train / eval` do once parsed: run, then summarise and plot."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from collab.metrics import forgetting_rate
+from dagrpo.errors import UserError
+from trainer.checkpoint import atomic_write_text, read_jsonl
+from trainer.config import RunConfig, load_config
+
+console = Console()
+
+
+def demo_config(overrides: list[str] = ()) -> RunConfig:
+    """The embedded demo preset (trainer/demo.toml, identical to configs/demo.toml)."""
+    path = resources.files("trainer") / "demo.toml"
+    return load_config(Path(str(path)), overrides)
+
+
+def demo(out: str, overrides: list[str]) -> int:
+    from trainer.train import train
+
+    cfg = demo_config(overrides)
+    out_dir = Path(out)
+    if (out_dir / "state.json").exists():
+        shutil.rmtree(out_dir)  # the demo always starts fresh
+    t0 = time.perf_counter()
+    train(cfg, out_dir)
+    wall = time.perf_counter() - t0
+    summary = summarize_run(out_dir, wall_s=wall)
+    print_summary(summary)
+    _plots(out_dir)
+    return 0
+
+
+def train_command(config: str | None, overrides: list[str], out: str, *, resume: bool, max_steps: int | None,
+                  progress: bool) -> int:
+    from trainer.train import train
+
+    if resume:
+        if config or overrides:
+            raise UserError("--resume reads the run's own config.toml; drop --config/--set")
+        cfg = None
+    else:
+        if config is None:
+            raise UserError("--config is required (e.g. configs/smoke.toml) unless --resume")
+        cfg = load_config(config, overrides)
+    t0 = time.perf_counter()
+    ctx = train(cfg, out, resume=resume, max_steps=max_steps, progress=progress)
+    summary = summarize_run(Path(out), wall_s=time.perf_counter() - t0)
+    print_summary(summary)
+    _plots(Path(out))
+    done = ctx.phase >= len(ctx.cfg.phases)
+    console.print(f"{'finished' if done else 'stopped (resumable with --resume)'} at step {ctx.step}; run in {out}")
+    return 0
+
+
+def _plots(out: Path) -> None:
+    from trainer.plots import plot_run
+
+    for path in plot_run(out):
+        console.print(f"plot: {path}")
+
+
+def summarize_run(out: Path, wall_s: float | None = None) -> dict:
+    """Accuracy per phase end, forgetting of the first phase's tasks, final ratio vs tau, lambda."""
+    cfg = load_config(out / "config.toml")
+    metrics, evals = read_jsonl(out / "metrics.jsonl"), read_jsonl(out / "evals.jsonl")
+    by_tag: dict[str, dict[str, dict]] = {}
+    for e in evals:
+        by_tag.setdefault(e["tag"], {})[e["task"]] = e
+    forgetting = {}
+    first, last = by_tag.get("phase0_end"), by_tag.get(f"phase{len(cfg.phases) - 1}_end")
+    if first and last and len(cfg.phases) > 1:
+        for task in cfg.phases[0].task_names():
+            a, b = first[task], last[task]
+            local = None
+            if a["local_accuracy"] is not None and b["local_accuracy"] is not None:
+                local = forgetting_rate(a["local_accuracy"], b["local_accuracy"])
+            forgetting[task] = {"joint": forgetting_rate(a["joint_accuracy"], b["joint_accuracy"]), "local": local}
+    last_phase = metrics[-1]["phase"] if metrics else 0
+    tail = [m for m in metrics if m["phase"] == last_phase and m["tau"] == (metrics[-1]["tau"] if metrics else None)]
+    summary = {
+        "steps": len(metrics),
+        "wall_s": wall_s,
+        "evals": by_tag,
+        "forgetting": forgetting,
+        "final_tau": metrics[-1]["tau"] if metrics else None,
+        "final_train_ratio": sum(m["collab_ratio"] for m in tail) / len(tail) if tail else None,
+        "final_lambda": metrics[-1]["lambda_next"] if metrics else cfg.train.lambda_init,
+        "cloud_backend": cfg.cloud.backend,
+        "math_grader": cfg.train.math_grader,
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    return summary
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def print_summary(s: dict) -> None:
+    table = Table(title="Held-out accuracy (%) at each evaluation (greedy)")
+    for col in ("eval", "task", "local-solved acc (n)", "joint acc", "collab ratio", "format ok"):
+        table.add_column(col)
+    for tag, tasks in s["evals"].items():
+        for task, e in tasks.items():
+            table.add_row(tag, task, f"{_pct(e['local_accuracy'])} ({e['local_n']}/{e['n']})",
+                          _pct(e["joint_accuracy"]), f"{e['collab_ratio']:.2f}", _pct(e["format_rate"]))
+    console.print(table)
+    for task, f in s["forgetting"].items():
+        local = "-" if f["local"] is None else f"{f['local']:.3f}"
+        console.print(f"forgetting rate {task}: joint {f['joint']:.3f}, local-solved {local}")
+    if s["final_tau"] is not None:
+        console.print(f"final training collaboration ratio {s['final_train_ratio']:.3f} vs tau {s['final_tau']:.2f}; "
+                      f"lambda {s['final_lambda']:.4f}")
+    wall = "" if s["wall_s"] is None else f", wall time {s['wall_s']:.0f} s"
+    console.print(f"{s['steps']} steps, cloud backend '{s['cloud_backend']}', math grader '{s['math_grader']}'{wall}")
+
+
+def eval_command(*, run: str | None, adapter: str | None, config: str | None, n: int | None,
+                 tasks: list[str] | None, base: bool) -> int:
+    from trainer.evaluate_cmd import evaluate_adapter
+
+    if run is not None:
+        run_dir = Path(run)
+        if not (run_dir / "config.toml").is_file():
+            raise UserError(f"{run_dir} is not a run directory (no config.toml)")
+        cfg = load_config(run_dir / "config.toml")
+        adapter_dir = run_dir / "adapter"
+        if not base and not (adapter_dir / "adapter_config.json").is_file():
+            raise UserError(f"{adapter_dir} holds no adapter yet")
+    else:
+        cfg = load_config(config) if config else demo_config()
+        adapter_dir = Path(adapter)
+        if not (adapter_dir / "adapter_config.json").is_file():
+            raise UserError(f"{adapter_dir} is not a peft adapter directory (no adapter_config.json)")
+    results = evaluate_adapter(cfg, None if base else adapter_dir, n=n, tasks=tasks)
+    table = Table(title=f"Evaluation of {'the base model' if base else adapter_dir} (greedy)")
+    for col in ("task", "local-solved acc (n)", "joint acc", "collab ratio", "help rate", "format ok"):
+        table.add_column(col)
+    for r in results.values():
+        table.add_row(r.task, f"{_pct(r.local_accuracy)} ({r.local_n}/{r.n})", _pct(r.joint_accuracy),
+                      f"{r.collab_ratio:.2f}", f"{r.help_rate:.2f}", _pct(r.format_rate))
+    console.print(table)
+    if run is not None:
+        atomic_write_text(Path(run) / ("eval_base.json" if base else "eval.json"),
+                          json.dumps({k: v.as_dict() for k, v in results.items()}, indent=1))
+    return 0

@@ -1,0 +1,273 @@
+"""Run configuration: typed, documented, validated at load (TOML preset -> --set overrides).
+
+Every field fails loudly with its dotted name (`train.G: ...`) when it is wrong. The resolved
+configuration is written to RUN_DIR/config.toml, and `dagrpo eval --run` / resume read it back.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dagrpo.errors import UserError
+
+TASK_GROUPS_FALLBACK = {"group1": ("math", "science"), "group2": ("code", "knowledge")}
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    name_or_path: str = Field("smollm2", description='"smollm2", "tiny-random", or a HF model directory')
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: float = Field(32.0, gt=0, description="LoRA alpha (scale = alpha / r)")
+    lora_dropout: float = Field(
+        0.0, ge=0, lt=1, description="LoRA dropout; 0 keeps the trained policy equal to the sampler"
+    )
+    lora_targets: list[str] = Field(list(LORA_TARGETS), min_length=1, description="modules given LoRA")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="auto: bf16 on CUDA, else fp32")
+    device: str = Field("auto", description='"auto", "cpu", "cuda", "cuda:1", ...')
+
+    @field_validator("name_or_path")
+    @classmethod
+    def _model_exists(cls, v: str) -> str:
+        if v in ("smollm2", "tiny-random"):
+            return v
+        if not (Path(v) / "config.json").is_file():
+            raise ValueError(f"no model directory with a config.json at {v!r} (or use 'smollm2' / 'tiny-random')")
+        return v
+
+
+class TrainConfig(_Strict):
+    method: str = Field("da_grpo", description="advantage method: da_grpo, or one in trainer.methods")
+    method_args: dict[str, float] = Field(
+        default_factory=dict, description="settings of a trainer.methods baseline (keys in its module docstring)"
+    )
+    G: int = Field(4, ge=2, description="responses per prompt (group size); the estimator needs G >= 2")
+    batch_prompts: int = Field(2, ge=1, description="prompts per step (B); a step has B*G responses")
+    max_new_tokens: int = Field(96, ge=1, description="generation limit per response, tokens")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature in training (eval is greedy)")
+    lr: float = Field(1e-4, gt=0, description="AdamW learning rate on the LoRA parameters")
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient-norm clip")
+    lambda_init: float = Field(0.5, ge=0, description="initial dual variable")
+    eta_lambda: float = Field(1e-2, ge=0, description="dual learning rate")
+    std_scaling: Literal["none", "group", "batch"] = Field("none", description="std scaling after combining")
+    ppo_epochs: int = Field(1, ge=1, description="optimizer passes over each batch (PPO-style when > 1)")
+    clip_eps: float = Field(0.2, gt=0, description="PPO ratio clip (used when ppo_epochs > 1)")
+    kl_beta: float = Field(0.0, ge=0, description="weight of the KL to the LoRA-disabled reference")
+    micro_batch: int = Field(8, ge=1, description="responses per forward/backward chunk (memory only)")
+    seed: int = 0
+    train_pool: int = Field(512, ge=1, description="train examples drawn per task; steps sample from it")
+    eval_every: int = Field(0, ge=0, description="evaluate every N steps (0: only at phase ends)")
+    eval_n: int = Field(16, ge=1, description="held-out test examples per task at each evaluation")
+    eval_max_new_tokens: int | None = Field(None, ge=1, description="eval generation limit (default: max_new_tokens)")
+    eval_at_start: bool = Field(True, description="evaluate the untrained model before step 1")
+    math_grader: Literal["exact", "equiv"] = Field("exact", description="paper: exact string match")
+    save_every: int = Field(1, ge=1, description="write adapter + state every N steps (resume point)")
+    # Speed (docs/speed.md): rollout engine and the lean policy-gradient pass (trainer/lean.py).
+    engine: Literal["torch", "llamacpp"] = Field(
+        "torch", description="rollout engine: torch generate (reference) or llama.cpp on the GGUF + current LoRA"
+    )
+    engine_gguf: str = Field("", description="llamacpp: base GGUF (default: the SmolLM2 file for 'smollm2')")
+    engine_threads: int = Field(2, ge=1, description="llamacpp: CPU threads (1 is faster on an oversubscribed CPU)")
+    engine_n_seq_max: int = Field(16, ge=1, description="llamacpp: sequences decoded in one batch")
+    engine_n_ctx: int = Field(8192, ge=64, description="llamacpp: KV cells shared by those sequences")
+    tis_cap: float = Field(2.0, gt=0, description="llamacpp + ppo_epochs > 1: truncated importance weight cap")
+    lean_pass: bool = Field(True, description="logits only at completion positions (same loss and gradients)")
+    share_prompt: bool = Field(True, description="lean pass: a group's prompt runs once, its KV shared by G rows")
+    grad_checkpointing: bool = Field(False, description="recompute activations in backward (needs share_prompt=false)")
+
+    @model_validator(mode="after")
+    def _checkpointing_without_cache(self):
+        if self.grad_checkpointing and self.lean_pass and self.share_prompt:
+            raise ValueError("train.grad_checkpointing: transformers disables the KV cache under checkpointing, "
+                             "so it needs train.share_prompt = false")
+        return self
+
+
+class CloudConfig(_Strict):
+    backend: Literal["reference", "gateway"] = "reference"
+    accuracy: float = Field(0.97, ge=0, le=1, description="reference backend: chance the answer is right")
+    address: str = Field("", description="gateway backend: host:port")
+    api_key: str = Field("", description="gateway backend: API key")
+
+    @model_validator(mode="after")
+    def _gateway_needs_address(self):
+        if self.backend == "gateway" and not self.address:
+            raise ValueError("cloud.address is required when cloud.backend = 'gateway'")
+        return self
+
+
+class PhaseConfig(_Strict):
+    name: str = ""
+    tasks: list[str] = Field(default_factory=list, description="task names trained in this phase")
+    group: str | None = Field(None, description="a task group (group1, group2) instead of tasks")
+    steps: int = Field(ge=1)
+    tau: float | None = Field(None, ge=0, le=1, description="budget: share of responses that may ask")
+    tau_schedule: list[tuple[int, float]] | None = Field(
+        None, description="[[phase step, tau], ...]: tau from that (0-based) step of the phase on"
+    )
+
+    @field_validator("tau_schedule")
+    @classmethod
+    def _schedule_ok(cls, v):
+        if v is None:
+            return v
+        if not v or v[0][0] != 0:
+            raise ValueError("the schedule must start at step 0")
+        if any(b[0] <= a[0] for a, b in zip(v, v[1:])):
+            raise ValueError("schedule steps must increase")
+        if any(not 0.0 <= t <= 1.0 for _, t in v):
+            raise ValueError("every tau must lie in [0, 1]")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if bool(self.tasks) == bool(self.group):
+            raise ValueError("give exactly one of `tasks` or `group`")
+        if (self.tau is None) == (self.tau_schedule is None):
+            raise ValueError("give exactly one of `tau` or `tau_schedule`")
+        return self
+
+    def tau_at(self, phase_step: int) -> float:
+        """The budget at a 0-based step of this phase."""
+        if self.tau is not None:
+            return self.tau
+        return [t for s, t in self.tau_schedule if s <= phase_step][-1]
+
+    def task_names(self) -> list[str]:
+        if self.tasks:
+            return list(self.tasks)
+        return list(_task_groups()[self.group])
+
+
+class RunConfig(_Strict):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    cloud: CloudConfig = Field(default_factory=CloudConfig)
+    phases: list[PhaseConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_tasks(self):
+        groups, known = _task_groups(), _known_tasks()
+        for i, phase in enumerate(self.phases):
+            if phase.group is not None and phase.group not in groups:
+                raise ValueError(f"phases.{i}.group: unknown group {phase.group!r}; known: {sorted(groups)}")
+            if known is not None:
+                for t in phase.task_names():
+                    if t not in known:
+                        raise ValueError(f"phases.{i}.tasks: unknown task {t!r}; known: {known}")
+        return self
+
+
+def _task_groups() -> dict:
+    try:
+        from collab.tasks import TASK_GROUPS
+    except ImportError:  # the task registry not yet importable: the documented groups
+        return TASK_GROUPS_FALLBACK
+    return TASK_GROUPS
+
+
+def _known_tasks() -> list[str] | None:
+    try:
+        from collab.tasks import list_tasks
+    except ImportError:
+        return None
+    return list_tasks()
+
+
+def _parse_value(text: str):
+    """A --set value as TOML (numbers, booleans, lists, quoted strings), else a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply one `a.b.c=value` to nested dicts/lists in place (`phases.0.steps=3`)."""
+    if "=" not in assignment:
+        raise UserError(f"--set expects key=value, got {assignment!r}")
+    key, text = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise UserError(f"--set {key}: no list element {part!r}")
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise UserError(f"--set {key}: no list element {last!r}")
+        node[int(last)] = _parse_value(text.strip())
+    else:
+        node[last] = _parse_value(text.strip())
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        lines.append(f"{loc}: {err['msg']}")
+    return "invalid config: " + "; ".join(lines)
+
+
+def config_from_dict(data: dict) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_describe(exc)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), base: dict | None = None) -> RunConfig:
+    """Preset file (or `base` dict) -> overrides -> validated RunConfig; UserError names the field."""
+    data: dict = dict(base or {})
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file not found: {path}")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path}: not valid TOML: {exc}") from None
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return config_from_dict(data)
+
+
+def to_toml(cfg: RunConfig) -> str:
+    """The resolved config as TOML (read back by load_config)."""
+    data = cfg.model_dump(mode="json")
+    out = []
+    for section in ("model", "train", "cloud"):
+        out.append(f"[{section}]")
+        out += [f"{k} = {_toml_value(v)}" for k, v in data[section].items() if v is not None]
+        out.append("")
+    for phase in data["phases"]:
+        out.append("[[phases]]")
+        out += [f"{k} = {_toml_value(v)}" for k, v in phase.items() if v is not None and v != []]
+        out.append("")
+    return "\n".join(out)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # inline table (train.method_args)
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
