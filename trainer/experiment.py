@@ -226,6 +226,7 @@ def seen_tasks(cfg: RunConfig, upto_phase: int) -> list[str]:
 def execute(run: Run, spec: ExperimentSpec) -> dict:
     """Run (or resume) one run and write its result.json: {method: {"evals": {tag: {task: {...}}}}}."""
     run.dir.mkdir(parents=True, exist_ok=True)
+    _check_same_config(run)
     if run.group == "cloud_only":
         result = {"cloud_only": {"evals": cloud_only_evals(run.cfg)}}
     elif run.group == "edge":
@@ -237,6 +238,16 @@ def execute(run: Run, spec: ExperimentSpec) -> dict:
 
     atomic_write_text(run.dir / "result.json", json.dumps(result, indent=1))
     return result
+
+
+def _check_same_config(run: Run) -> None:
+    """Resuming a run whose preset changed would silently mix two settings: refuse."""
+    from trainer.config import to_toml
+
+    path = run.dir / "config.toml"
+    if run.group != "cloud_only" and path.is_file() and path.read_text() != to_toml(run.cfg):
+        raise UserError(f"{run.dir} was started with a different config than the preset now gives; "
+                        "restore the preset or use another --out")
 
 
 def _train(cfg: RunConfig, out: Path, max_steps: int | None):

@@ -197,3 +197,14 @@ def test_cli_rejects_a_method_outside_the_preset(tmp_path, capsys):
     assert main(["experiment", "--config", str(tmp_path / "tiny.toml"), "--methods", "gapg"]) == 2
     assert "--methods: ['gapg'] not in the preset" in capsys.readouterr().err
     assert main(["experiment", "--config", str(tmp_path / "tiny.toml"), "--seeds", "x"]) == 2
+
+
+def test_a_changed_preset_does_not_resume_silently(experiment, tmp_path):
+    from trainer.experiment import load_preset, run_all
+
+    _, out, _, _ = experiment
+    (out / "s1" / "da_grpo" / "seed0" / "result.json").unlink()
+    changed = tmp_path / "changed.toml"
+    changed.write_text(PRESET.replace("eta_lambda = 0.5", "eta_lambda = 0.25"))
+    with pytest.raises(UserError, match="different config"):
+        run_all(load_preset(changed), out, methods=["da_grpo"], echo=lambda _: None)
