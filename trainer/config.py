@@ -32,6 +32,10 @@ class ModelConfig(_Strict):
     lora_targets: list[str] = Field(list(LORA_TARGETS), min_length=1, description="modules given LoRA")
     dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="auto: bf16 on CUDA, else fp32")
     device: str = Field("auto", description='"auto", "cpu", "cuda", "cuda:1", ...')
+    threads: int = Field(
+        0, ge=0, description="torch CPU threads (0: torch's default). Use 1 on a shared, oversubscribed "
+        "machine: OpenMP barriers then cost more than the second core gains"
+    )
 
     @field_validator("name_or_path")
     @classmethod

@@ -110,6 +110,8 @@ def _load_base(name_or_path: str, seed: int) -> tuple[torch.nn.Module, object]:
 
 
 def resolve_device(cfg: ModelConfig) -> tuple[torch.device, torch.dtype]:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     if cfg.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:

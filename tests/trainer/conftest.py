@@ -53,7 +53,7 @@ def tiny_cfg():
 
     def make(*overrides: str):
         base = [
-            'model.name_or_path="tiny-random"', "model.lora_r=4", "model.lora_alpha=8",
+            'model.name_or_path="tiny-random"', "model.threads=1", "model.lora_r=4", "model.lora_alpha=8",
             "train.G=4", "train.batch_prompts=2", "train.max_new_tokens=48", "train.eval_n=2",
             "train.lr=0.01", "train.eta_lambda=0.5", "train.train_pool=16", "train.eval_at_start=false",
             'phases=[{tasks=["math"], steps=2, tau=0.2}]',
