@@ -30,6 +30,7 @@ log = logging.getLogger("edge_agent")
 
 MAX_QUESTION_CHARS = 16_000
 MAX_CHOICES = 10
+DEFAULT_MAX_TOKENS = 512
 
 
 class _Strict(BaseModel):
@@ -38,7 +39,8 @@ class _Strict(BaseModel):
 
 
 class AnswerOptions(_Strict):
-    max_tokens: int = Field(512, ge=1, le=8192, description="most new local tokens")
+    max_tokens: int | None = Field(None, ge=1, le=8192, description="most new local tokens "
+                                   f"(default {DEFAULT_MAX_TOKENS}, or the agent's limit if lower)")
     allow_cloud: bool = Field(True, description="ask the cloud when the model emits the trigger")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0: greedy decoding")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="sampling seed")
@@ -165,11 +167,12 @@ def create_app(settings: EdgeSettings, *, model=None, cloud: CloudClient | None 
     async def answer(body: AnswerRequest, request: Request) -> AnswerResponse:
         service: EdgeService = request.app.state.service
         o = body.options
-        if o.max_tokens > settings.max_tokens_limit:
-            raise InvalidQuestion(f"options.max_tokens={o.max_tokens} is above this agent's "
+        max_tokens = o.max_tokens or min(DEFAULT_MAX_TOKENS, settings.max_tokens_limit)
+        if max_tokens > settings.max_tokens_limit:
+            raise InvalidQuestion(f"options.max_tokens={max_tokens} is above this agent's "
                                   f"limit of {settings.max_tokens_limit}")
         q = Question(task=body.task, question=body.question, choices=tuple(body.choices),
-                     max_tokens=o.max_tokens, allow_cloud=o.allow_cloud,
+                     max_tokens=max_tokens, allow_cloud=o.allow_cloud,
                      temperature=o.temperature, seed=o.seed, example_id=body.example_id)
         a = await service.answer(q)
         service.metrics.latency.labels(a.route).observe(a.latency_s)
