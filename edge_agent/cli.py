@@ -33,6 +33,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         serve.add_argument("--" + field.replace("_", "-"), dest=field, type=typ, help=text)
     serve.set_defaults(func=_serve)
 
+    train = edge_sub.add_parser(
+        "train", help="DA-GRPO on the device against the gateway, then hot-swap the adapter",
+        description="Train with DA-GRPO (the trainer's TOML config) with the gateway as the cloud "
+                    "(telemetry-driven lambda), export the LoRA to GGUF and load it into the "
+                    "running agent via POST /v1/adapter.")
+    train.add_argument("--config", required=True, help="trainer TOML preset (configs/*.toml)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a trainer config value (repeatable)")
+    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--gateway", required=True, help="cloud gateway host:port")
+    train.add_argument("--api-key", required=True, help="this device's gateway API key")
+    train.add_argument("--agent", default="http://127.0.0.1:8080",
+                       help="running edge agent to hot-swap into ('' to skip)")
+    train.add_argument("--base", help="base GGUF the agent serves (default: SmolLM2)")
+    train.add_argument("--max-steps", type=int, help="stop after this many training steps")
+    train.set_defaults(func=_train)
+
     export = subparsers.add_parser(
         "export-adapter", help="write a peft LoRA adapter as a GGUF LoRA for llama.cpp",
         description="Convert RUN_DIR/adapter (or a peft adapter dir) into a GGUF LoRA adapter "
@@ -64,6 +81,19 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import json
+
+    from edge_agent.settings import default_model_path
+    from edge_agent.train import edge_train
+
+    result = edge_train(args.config, args.set, args.out, gateway=args.gateway,
+                        api_key=args.api_key, agent=args.agent or None,
+                        base_gguf=args.base or default_model_path(), max_steps=args.max_steps)
+    print(json.dumps(result, indent=2))
     return 0
 
 

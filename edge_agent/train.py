@@ -1,0 +1,54 @@
+"""`dagrpo edge train`: DA-GRPO on the device against the gateway, then hot-swap the result.
+
+1. Load the trainer config (TOML + --set) and point its cloud at the gateway
+   (`cloud.backend = "gateway"`): every help request goes through Assist, and the dual update
+   uses the gateway's measured ratio (telemetry-driven lambda), as in `trainer/train.py`.
+2. Run `trainer.train.train` (torch + peft; this command is the only edge path that imports torch).
+3. Export RUN_DIR/adapter to a GGUF LoRA for the agent's base GGUF (`edge_agent.export`).
+4. POST the run dir to the running agent's /v1/adapter: the agent loads the adapter between two
+   requests and reports the run's lambda as `edge_lambda`.
+
+The trained base must be the model the agent serves: SmolLM2 (`model.name_or_path = "smollm2"`,
+the default) for the SmolLM2 GGUF, or a Hugging Face directory whose GGUF the agent runs (`--base`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from dagrpo.errors import UserError
+from edge_agent.export import export_adapter, find_adapter_dir
+
+
+def gateway_overrides(gateway: str, api_key: str) -> list[str]:
+    return ['cloud.backend="gateway"', f'cloud.address="{gateway}"', f'cloud.api_key="{api_key}"']
+
+
+def edge_train(config: str, overrides: list[str], out: str, *, gateway: str, api_key: str,
+               agent: str | None, base_gguf: str, max_steps: int | None = None) -> dict:
+    from trainer.config import load_config
+    from trainer.train import train
+
+    cfg = load_config(config, [*overrides, *gateway_overrides(gateway, api_key)])
+    if cfg.model.name_or_path == "tiny-random":
+        raise UserError("model.name_or_path='tiny-random' has no GGUF for the agent to run")
+    ctx = train(cfg, out, max_steps=max_steps, progress=True)
+    gguf = export_adapter(out, base_gguf, find_adapter_dir(out) / "adapter.gguf")
+    result = {"run_dir": str(Path(out)), "steps": ctx.step, "lambda": ctx.lam, "adapter": str(gguf)}
+    if agent:
+        result["agent"] = push_adapter(agent, out)
+    return result
+
+
+def push_adapter(agent: str, path: str, timeout_s: float = 60.0) -> dict:
+    """POST /v1/adapter on the running agent; its answer (the loaded adapter)."""
+    url = agent.rstrip("/") + "/v1/adapter"
+    try:
+        r = httpx.post(url, json={"path": str(Path(path).resolve())}, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise UserError(f"the agent at {agent} is unreachable ({exc}); the adapter is in {path}")
+    if r.status_code != 200:
+        raise UserError(f"the agent at {agent} refused the adapter: {r.status_code} {r.text}")
+    return r.json()["adapter"]
