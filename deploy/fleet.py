@@ -8,8 +8,9 @@ The run, top to bottom:
 3. Budgets: through the admin RPCs, set tau/mode/burst/window of every fleet task and reset the
    fleet's devices (so a reused Redis starts from zero and the fleet's counts are the gateway's).
 4. Agents: N `dagrpo edge serve` on distinct free ports, each with its own device key, usage
-   flushed every `flush_interval_s`; wait for every `/health`. Write
-   `prometheus-targets.json` (Prometheus file_sd format) naming every `/metrics` endpoint.
+   flushed every `flush_interval_s`; wait for every `/health`; with `--adapter`, load each
+   agent's own copy of it through `POST /v1/adapter`. Write `prometheus-targets.json`
+   (Prometheus file_sd format) naming every `/metrics` endpoint.
 5. Load: `deploy.loadgen.run_load` in this process, with a live rich table per device; then the
    requests in flight finish (drain).
 6. Settle: wait until every agent's outbox is empty (all usage metered), read the gateway's own
@@ -240,8 +241,6 @@ def start_agents(fleet: Fleet, keys: dict[str, str]) -> None:
     for device, key in keys.items():
         port = free_port()
         env = {"EDGE_API_KEY": key, "EDGE_FLUSH_INTERVAL_S": str(cfg.flush_interval_s)}
-        if cfg.adapter:
-            env["EDGE_ADAPTER_PATH"] = device_adapter(cfg, device)
         child = spawn(fleet, device, [
             "edge", "serve", "--host", HOST, "--port", str(port),
             "--gateway", fleet.gateway_address, "--threads", str(cfg.threads),
@@ -253,6 +252,22 @@ def start_agents(fleet: Fleet, keys: dict[str, str]) -> None:
         wait_until(child, lambda a=agent: httpx.get(f"{a.url}/health", timeout=2).status_code
                    == 200, "GET /health 200", 180)
         fleet.agents.append(agent)
+    if cfg.adapter:
+        load_adapters(fleet)
+
+
+def load_adapters(fleet: Fleet) -> None:
+    """POST /v1/adapter on every agent (its own copy of `--adapter`).
+
+    Through the hot-swap API rather than EDGE_ADAPTER_PATH: an agent reports the training run's
+    lambda (`edge_lambda`) only for adapters loaded this way.
+    """
+    for agent in fleet.agents:
+        r = httpx.post(f"{agent.url}/v1/adapter", timeout=300,
+                       json={"path": device_adapter(fleet.cfg, agent.name)})
+        if r.status_code != 200:
+            raise RuntimeError(f"{agent.name}: loading adapter {fleet.cfg.adapter!r} failed: "
+                               f"{r.status_code} {r.text[:500]}")
 
 
 def device_adapter(cfg: FleetConfig, device: str) -> str:
