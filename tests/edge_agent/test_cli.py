@@ -1,0 +1,44 @@
+"""`dagrpo edge ...` / `dagrpo export-adapter`: help, config errors, the train command's wiring."""
+
+import pytest
+
+from dagrpo.cli import main
+from dagrpo.errors import UserError
+from edge_agent.train import gateway_overrides, push_adapter
+from edge_adapters import write_random_adapter
+
+
+def test_help_texts(capsys):
+    for argv in (["edge", "--help"], ["edge", "serve", "--help"], ["edge", "train", "--help"],
+                 ["export-adapter", "--help"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 0
+    assert "EDGE_<OPTION>" in capsys.readouterr().out
+
+
+def test_bad_setting_is_one_line_naming_the_field(capsys, monkeypatch):
+    monkeypatch.setenv("EDGE_QUEUE_SIZE", "0")
+    assert main(["edge", "serve"]) == 2
+    err = capsys.readouterr().err
+    assert "queue_size" in err and err.count("\n") == 1
+
+
+def test_export_adapter_command(tmp_path, capsys):
+    write_random_adapter(tmp_path / "run" / "adapter", seed=0, r=2)
+    assert main(["export-adapter", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.endswith("run/adapter/adapter.gguf") and (tmp_path / "run/adapter/adapter.gguf").is_file()
+    assert main(["export-adapter", str(tmp_path)]) == 2
+
+
+def test_train_points_the_trainer_at_the_gateway():
+    from trainer.config import load_config
+
+    cfg = load_config("configs/smoke.toml", gateway_overrides("127.0.0.1:5005", "dgk_x"))
+    assert (cfg.cloud.backend, cfg.cloud.address, cfg.cloud.api_key) == ("gateway", "127.0.0.1:5005", "dgk_x")
+
+
+def test_push_to_an_unreachable_agent_says_where_the_adapter_is(tmp_path):
+    with pytest.raises(UserError, match="unreachable.*adapter is in"):
+        push_adapter("http://127.0.0.1:9", str(tmp_path), timeout_s=2)
