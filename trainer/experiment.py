@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from dagrpo.errors import UserError
 from trainer.config import RunConfig, load_config
@@ -87,6 +87,18 @@ class TaskSpec(_Strict):
         register_task(module.make_task(name=self.name, levels=tuple(self.levels)), replace=True)
 
 
+class WarmupSpec(_Strict):
+    """Format warm-up: supervised LoRA steps on answers written in the paper's format, merged into
+    a new base model that every run of the experiment then starts from (0 steps: off)."""
+
+    steps: int = Field(0, ge=0, description="optimizer steps (0 disables the warm-up)")
+    batch: int = Field(8, ge=1, description="examples per step")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the warm-up LoRA")
+    help_share: float = Field(0.3, ge=0, le=1, description="share of targets that are help requests "
+                              "(picked at random, not by difficulty: when to ask is left to RL)")
+    data_seed: int = Field(1000, description="task seed of the warm-up examples (unlike the runs' seeds)")
+
+
 class ExperimentSpec(_Strict):
     name: str = Field(min_length=1, description="preset name (used for the default output directory)")
     kind: Literal["table1", "lambda_init", "tau_schedules", "tau_sweep"] = Field(
@@ -100,6 +112,7 @@ class ExperimentSpec(_Strict):
                                              description="extra --set overrides per method")
     tasks: list[TaskSpec] = Field(default_factory=list, description="level-restricted tasks to register "
                                   "(in this process only) before the configs are resolved")
+    warmup: WarmupSpec = Field(default_factory=WarmupSpec)
 
     @field_validator("methods")
     @classmethod
@@ -124,6 +137,7 @@ class Preset(_Strict):
     experiment: ExperimentSpec
     base: dict = Field(default_factory=dict)
     scenarios: list[Scenario] = Field(min_length=1)
+    _warmup_dir: Path | None = PrivateAttr(None)  # OUT/warmup/model once run_all knows OUT
 
 
 @dataclass
@@ -167,8 +181,16 @@ def load_preset(path: str | Path, overrides: list[str] = ()) -> Preset:
     return preset
 
 
+def warmup_dir(preset: Preset) -> Path | None:
+    """Where the warm-up model lives (set by run_all), or None without a warm-up."""
+    return preset._warmup_dir if preset.experiment.warmup.steps else None
+
+
 def run_config(preset: Preset, scenario: Scenario, method: str, seed: int) -> RunConfig:
     data = copy.deepcopy(preset.base)
+    wdir = warmup_dir(preset)
+    if wdir is not None and (wdir / "config.json").is_file():
+        data.setdefault("model", {})["name_or_path"] = str(wdir)
     if scenario.phases is not None:
         data["phases"] = copy.deepcopy(scenario.phases)
     train_method = "edge_only" if method in EDGE_FAMILY else method
@@ -386,10 +408,81 @@ def edge_family(run: Run, spec: ExperimentSpec) -> dict:
     return {m: {"evals": {tag: rec["methods"][m] for tag, rec in done.items()}} for m in run.methods}
 
 
+def warmup_targets(examples, help_share: float, seed: int) -> list[str]:
+    """Each example's target response: the reference solution in the paper's format, or (a random
+    `help_share` of them, fixed by the example id) one step then the help trigger."""
+    from collab.protocol import HELP_TRIGGER
+    from collab.reference import reference_completion
+    from trainer.methods.routing import uniform_draw
+
+    out = []
+    for ex in examples:
+        if uniform_draw(seed, f"warmup/{ex.id}") < help_share:
+            out.append(f"<think>\nStep 1: This needs more than I can check here.\n{HELP_TRIGGER}")
+        else:
+            out.append("<think>\n" + reference_completion(ex, correct=True))
+    return out
+
+
+def build_warmup(preset: Preset, out: Path, echo=print) -> Path:
+    """Fit the format warm-up once per experiment directory and save the merged model (resumable:
+    an existing OUT/warmup/model is reused)."""
+    import torch
+
+    from collab.tasks import get_task
+    from trainer.batch import build_batch
+    from trainer.checkpoint import atomic_write_text
+    from trainer.loss import token_logprobs
+    from trainer.models import load_policy
+    from trainer.prompting import prompt_ids
+
+    spec = preset.experiment.warmup
+    target = out / "warmup" / "model"
+    if (target / "config.json").is_file():
+        return target
+    cfg = run_config(preset, preset.scenarios[0], "da_grpo", spec.data_seed)
+    tasks = sorted({t for sc in preset.scenarios for p in run_config(preset, sc, "da_grpo", 0).phases
+                    for t in p.task_names()})
+    per_task = -(-spec.steps * spec.batch // len(tasks))  # ceil
+    examples = [ex for t in tasks for ex in get_task(t).examples("train", n=per_task, seed=spec.data_seed)]
+    order = np.random.default_rng(spec.data_seed).permutation(len(examples))
+    examples = [examples[i] for i in order]
+    texts = warmup_targets(examples, spec.help_share, spec.data_seed)
+    model, tok = load_policy(cfg.model, seed=spec.data_seed)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=spec.lr)
+    eos = tok.eos_token_id
+    losses = []
+    for step in range(spec.steps):
+        sl = slice(step * spec.batch, (step + 1) * spec.batch)
+        prompts = [prompt_ids(tok, ex) for ex in examples[sl]]
+        comps = [tok(t, add_special_tokens=False).input_ids + ([] if "external assistance" in t else [eos])
+                 for t in texts[sl]]
+        ids, attn, mask = build_batch(prompts, comps, tok.pad_token_id)
+        logp = token_logprobs(model(input_ids=ids, attention_mask=attn).logits, ids)
+        loss = -(logp * mask).sum() / mask.sum()  # mean NLL per target token
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        echo(f"warm-up step {step + 1}/{spec.steps}: loss {losses[-1]:.3f}")
+    merged = model.merge_and_unload()
+    tmp = target.with_name("model.tmp")
+    merged.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    atomic_write_text(out / "warmup" / "losses.json", json.dumps(losses))
+    tmp.rename(target)
+    return target
+
+
 def run_all(preset: Preset, out: Path, *, methods=None, seeds=None, scenarios=None,
             report_only: bool = False, echo=print) -> dict:
-    runs = plan(preset, out, methods=methods, seeds=seeds, scenarios=scenarios)
     out.mkdir(parents=True, exist_ok=True)
+    if preset.experiment.warmup.steps:
+        preset._warmup_dir = out / "warmup" / "model"
+        if not report_only:
+            build_warmup(preset, out, echo)
+    runs = plan(preset, out, methods=methods, seeds=seeds, scenarios=scenarios)
     if not report_only:
         for i, run in enumerate(runs, 1):
             if run.done:

@@ -24,6 +24,11 @@ seeds = [0]
 router_train_n = 4
 router_val_n = 10
 
+[experiment.warmup]
+steps = 2
+batch = 2
+help_share = 0.5
+
 [[experiment.tasks]]
 name = "math-easy"
 base = "math"
@@ -208,3 +213,30 @@ def test_a_changed_preset_does_not_resume_silently(experiment, tmp_path):
     changed.write_text(PRESET.replace("eta_lambda = 0.5", "eta_lambda = 0.25"))
     with pytest.raises(UserError, match="different config"):
         run_all(load_preset(changed), out, methods=["da_grpo"], echo=lambda _: None)
+
+
+def test_runs_start_from_the_format_warmup(experiment):
+    from trainer.config import load_config
+
+    out = experiment[1]
+    losses = json.loads((out / "warmup" / "losses.json").read_text())
+    assert len(losses) == 2 and all(math.isfinite(x) and x > 0 for x in losses)
+    for group in ("edge", "gvpo", "da_grpo"):
+        cfg = load_config(out / "s1" / group / "seed0" / "config.toml")
+        assert cfg.model.name_or_path == str(out / "warmup" / "model")
+
+
+def test_warmup_targets_are_formatted_answers_or_help_requests():
+    from collab.protocol import requests_help
+    from collab.scoring import score
+    from collab.tasks import get_task
+    from trainer.experiment import warmup_targets
+
+    exs = get_task("math").examples("train", n=200, seed=1000)
+    texts = warmup_targets(exs, 0.3, 1000)
+    asked = [requests_help(t) for t in texts]
+    assert abs(np.mean(asked) - 0.3) < 0.12
+    for ex, text, a in zip(exs[:20], texts, asked):
+        s = score(ex, text)
+        assert s.format_ok  # the partial format for help requests, the full one otherwise
+        assert s.correct != a  # solved answers are right; help requests carry no answer
