@@ -3,8 +3,8 @@
 # key; the claim records this container's hostname, so a restarted container gets its own key
 # back), then exec `dagrpo edge serve` with it. Fails loudly when every key is taken.
 set -eu
-dir=/keys
-me=$(hostname)
+dir=${KEYS_DIR:-/keys}
+me=${HOSTNAME:-$(hostname)}
 for f in "$dir"/devices/*.key; do
   name=$(basename "$f" .key)
   claim="$dir/claims/$name"

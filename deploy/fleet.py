@@ -290,7 +290,14 @@ def prometheus_targets(fleet: Fleet) -> list[dict]:
 
 
 def usage_pending(agents: list[Agent]) -> int:
-    return sum(httpx.get(f"{a.url}/health", timeout=5).json()["usage_pending"] for a in agents)
+    """Usage rows the agents have not delivered yet (from their /health)."""
+    total = 0
+    for a in agents:
+        try:
+            total += httpx.get(f"{a.url}/health", timeout=5).json()["usage_pending"]
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"{a.name} stopped answering /health: {exc}") from None
+    return total
 
 
 def settle(fleet: Fleet, timeout_s: float = 60.0) -> None:

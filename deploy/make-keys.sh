@@ -4,7 +4,7 @@
 # each edge replica claims one key file (deploy/edge-entrypoint.sh). Existing keys are kept, so a
 # restart does not invalidate running devices; claims are cleared (every `up` starts fresh).
 set -eu
-dir=/keys
+dir=${KEYS_DIR:-/keys}
 n=${FLEET_DEVICES:-4}
 mkdir -p "$dir/devices" "$dir/claims"
 rm -rf "$dir/claims"/*
@@ -15,5 +15,7 @@ while [ "$i" -le "$n" ]; do
   [ -f "$dir/devices/$name.key" ] || dagrpo gateway add-device "$name" --keys-file "$dir/gateway-keys.toml" > "$dir/devices/$name.key"
   i=$((i + 1))
 done
+# the gateway and edge images run as uid 1000; nobody else may read the keys
+chown -R 1000:1000 "$dir"
 chmod -R go-rwx "$dir"
 echo "keys: $n device keys and an admin key in $dir"
