@@ -317,8 +317,8 @@ def render_table(fleet: Fleet, elapsed_s: float):
 
     cfg = fleet.cfg
     devices = [a.name for a in fleet.agents]
-    table = Table(title=f"dagrpo fleet: {len(devices)} devices, {elapsed_s:5.0f}/"
-                  f"{cfg.duration_s:.0f} s, {cfg.rate:g} req/s, tau {cfg.tau:g} ({cfg.mode})")
+    table = Table(title=f"dagrpo fleet: {len(devices)} devices, {elapsed_s:.0f} s elapsed of "
+                  f"{cfg.duration_s:g} s load, {cfg.rate:g} req/s, tau {cfg.tau:g} ({cfg.mode})")
     for col in ("device", "answers", "help", "ratio", "vs tau", "denials", "cloud",
                 "503/err", "p50 s", "p99 s"):
         table.add_column(col, justify="left" if col == "device" else "right")

@@ -39,7 +39,7 @@ def plot_fleet(outcomes: Sequence[Outcome], taus: dict[str, float], path: Path) 
         (line,) = ax_ratio.plot(xs, ys, label=f"{task} ratio")
         ax_ratio.axhline(tau, color=line.get_color(), linestyle="--", label=f"{task} tau")
     ax_ratio.set(title="cumulative help ratio vs tau", xlabel="seconds since start",
-                 ylabel="help requests / answers", ylim=(0, 1))
+                 ylabel="help requests / answers", ylim=(-0.02, 1.05))
     ax_ratio.legend()
 
     for route in ANSWERED:
