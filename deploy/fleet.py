@@ -114,12 +114,14 @@ class Child:
 
 @dataclass
 class Fleet:
+    """What one run started and saw."""
+
     cfg: FleetConfig
-    children: list[Child] = field(default_factory=list)
-    agents: list[Agent] = field(default_factory=list)
-    gateway_address: str = ""
+    children: list[Child] = field(default_factory=list)  # in start order; stopped newest first
+    agents: list[Agent] = field(default_factory=list)  # healthy agents only
+    gateway_address: str = ""  # gRPC host:port
     gateway_metrics_port: int = 0
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)  # appended on the event loop thread
 
 
 # -- processes ----------------------------------------------------------------------------------
