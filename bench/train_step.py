@@ -27,6 +27,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--task", default="math")
     ap.add_argument("--micro-batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override")
     args = ap.parse_args()
 
     import torch
@@ -37,7 +39,8 @@ def main() -> None:
     cfg = load_config(None, [
         f'model.name_or_path="{args.model}"', f"train.G={args.G}", f"train.batch_prompts={args.B}",
         f"train.max_new_tokens={args.max_new_tokens}", f"train.micro_batch={args.micro_batch}",
-        f'phases=[{{tasks=["{args.task}"], steps={args.steps}, tau=0.3}}]',
+        f'phases=[{{tasks=["{args.task}"], steps={args.steps}, tau=0.3}}]', f"model.threads={args.threads}",
+        *args.set,
     ])
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,7 +52,7 @@ def main() -> None:
             records.append(train_step(ctx, pool, args.task, 0.3))
             ctx.step += 1
     print(f"model={args.model} task={args.task} B={args.B} G={args.G} max_new_tokens={args.max_new_tokens} "
-          f"torch threads={torch.get_num_threads()} load={load_s:.1f}s")
+          f"torch threads={torch.get_num_threads()} load={load_s:.1f}s {' '.join(args.set)}")
     print(f"{'':>22}" + "".join(f"{f:>14}" for f in ("first step", "mean rest")))
     rest = records[1:] or records
     for f in FIELDS:
