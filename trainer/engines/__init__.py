@@ -1,0 +1,20 @@
+"""Rollout engines selectable by `train.engine`: "torch" (the reference, trainer/rollout.py) or "llamacpp".
+
+`make_engine_factory` returns a callable (model, tokenizer) -> engine, the shape `train.setup`
+takes; the llama.cpp engine is imported only when selected (it needs llama-cpp-python).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+
+def make_engine_factory(model_cfg, train_cfg):
+    if train_cfg.engine == "torch":
+        from trainer.rollout import HFEngine
+
+        return HFEngine
+    from trainer.engines.llamacpp import LlamaCppEngine, base_gguf
+
+    return partial(LlamaCppEngine, gguf_path=base_gguf(model_cfg, train_cfg), threads=train_cfg.engine_threads,
+                   n_seq_max=train_cfg.engine_n_seq_max, n_ctx=train_cfg.engine_n_ctx)

@@ -1,0 +1,113 @@
+"""llama.cpp rollout engine: the GGUF base model plus the trainer's current LoRA, batched sampling.
+
+Per `generate` call (once per training step, and per evaluation chunk):
+  1. export  the peft LoRA's current weights -> a GGUF LoRA in a tmpfs directory
+             (`save_pretrained` + `edge_agent.export.export_adapter`, which applies the q/k row
+             permutation llama.cpp's rope layout needs)
+  2. swap    it into the one live llama.cpp context (no new model or context per step); the KV
+             cache is cleared by the swap
+  3. sample  the G completions of each prompt as one llama.cpp batch sharing the prompt's KV
+             (`edge_agent.llm.BatchSampler`), plain temperature sampling seeded from torch's RNG
+             (so `train.seed` fixes it), stops at EOS and at the help trigger
+  4. cut     every completion with `trainer.rollout.truncate_response`, the torch engine's rule,
+             so both engines hand the trainer the same kind of Rollout (same masks, same rewards)
+
+The rollouts also carry each token's log-prob under the sampler (`SampledRollout.logprobs`); the
+trainer's old-policy log-probs still come from torch (DESIGN section 6), and the mismatch is logged
+(`trainer.engines.mismatch`). The base model is the quantized GGUF the device serves, so the
+sampler is the deployed policy, ~5e-3 nats/token away from the float32 torch policy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from collab.protocol import HELP_TRIGGER
+from dagrpo.errors import UserError
+from edge_agent.export import export_adapter
+from edge_agent.llm import BatchSampler
+from trainer.rollout import Rollout, truncate_response
+
+# Decoded tail checked for the trigger after each token, in tokens (the trigger is ~6 tokens).
+_TRIGGER_WINDOW = 16
+
+
+@dataclass(frozen=True)
+class SampledRollout(Rollout):
+    logprobs: tuple[float, ...] = ()  # log q(token) under the sampling distribution, per token_ids
+
+
+def base_gguf(model_cfg, train_cfg) -> Path:
+    """The GGUF the engine samples from: `train.engine_gguf`, else the SmolLM2 file for "smollm2"."""
+    if train_cfg.engine_gguf:
+        path = Path(train_cfg.engine_gguf)
+    elif model_cfg.name_or_path == "smollm2":
+        from trainer.models import smollm2_gguf_path
+
+        path = smollm2_gguf_path()
+    else:
+        raise UserError(f"train.engine_gguf: the llamacpp engine needs the GGUF of {model_cfg.name_or_path!r}")
+    if not path.is_file():
+        raise UserError(f"train.engine_gguf: no file at {path}")
+    return path
+
+
+class LlamaCppEngine:
+    def __init__(self, model, tokenizer, *, gguf_path: str | Path, threads: int = 2, n_seq_max: int = 16,
+                 n_ctx: int = 8192):
+        self.model, self.tokenizer, self.gguf_path = model, tokenizer, str(gguf_path)
+        eos = model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        self.eos_ids = {e for e in eos + [tokenizer.eos_token_id] if e is not None}
+        self.sampler = BatchSampler(self.gguf_path, n_seq_max=n_seq_max, n_ctx=n_ctx, threads=threads)
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None  # tmpfs: the per-step export never hits disk
+        self._tmp = Path(tempfile.mkdtemp(prefix="dagrpo-lora-", dir=shm))
+
+    def close(self) -> None:
+        self.sampler.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def sync_adapter(self) -> None:
+        """Export the policy's current LoRA and swap it into the sampler (clears its KV cache)."""
+        self.model.save_pretrained(self._tmp / "peft")
+        export_adapter(self._tmp / "peft", self.gguf_path, self._tmp / "lora.gguf")
+        self.sampler.set_adapter(str(self._tmp / "lora.gguf"))
+
+    def _trigger_seen(self, ids: list[int]) -> bool:
+        return HELP_TRIGGER in self.tokenizer.decode(ids[-_TRIGGER_WINDOW:], skip_special_tokens=True)
+
+    def _chunks(self, prompts: list[list[int]], n: int, max_new_tokens: int) -> list[list[list[int]]]:
+        """Consecutive prompt chunks whose n samples fit the sampler's sequences and KV cells."""
+        chunks, cur, cells = [], [], 0
+        for p in prompts:
+            need = len(p) + n * max_new_tokens
+            if need > self.sampler.n_ctx or n > self.sampler.n_seq_max:
+                raise UserError(f"one prompt of {len(p)} tokens x {n} samples of {max_new_tokens} tokens does not "
+                                f"fit train.engine_n_ctx={self.sampler.n_ctx} / engine_n_seq_max={self.sampler.n_seq_max}")
+            if cur and (cells + need > self.sampler.n_ctx or (len(cur) + 1) * n > self.sampler.n_seq_max):
+                chunks.append(cur)
+                cur, cells = [], 0
+            cur.append(p)
+            cells += need
+        return chunks + [cur] if cur else chunks
+
+    def generate(self, prompts: list[list[int]], n: int, max_new_tokens: int,
+                 temperature: float) -> list[list[SampledRollout]]:
+        self.sync_adapter()
+        out = []
+        for chunk in self._chunks(prompts, n, max_new_tokens):
+            seed = int(torch.randint(0, 2**31 - 1, ()))  # follows the trainer's torch seed
+            groups = self.sampler.sample(chunk, n, max_new_tokens, temperature, seed, self.eos_ids,
+                                         stop=self._trigger_seen)
+            out += [[self._rollout(ids, logps) for ids, logps in group] for group in groups]
+        return out
+
+    def _rollout(self, ids: list[int], logps: list[float]) -> SampledRollout:
+        r = truncate_response(ids, self.tokenizer, self.eos_ids)
+        return SampledRollout(r.token_ids, r.text, r.stop, tuple(logps[: len(r.token_ids)]))
