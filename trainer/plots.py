@@ -59,7 +59,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     _shade(ax, metrics)
     ax.plot(steps, [m["lambda_next"] for m in metrics], marker=".", color="black")
-    ax.set(xlabel="step", ylabel="lambda (after update)", title="Dual variable")
+    ax.set(xlabel="step", ylabel="lambda (after update)")
+    ax.set_title("Dual variable", pad=14)
     written.append(_save(fig, run_dir / "lambda.png"))
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -68,7 +69,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     ax.plot(steps, ratios, marker=".", alpha=0.5, label="batch ratio")
     ax.plot(steps, moving_average(ratios, 5), color="C3", label="moving avg (5)")
     ax.step(steps, [m["tau"] for m in metrics], where="mid", ls="--", color="black", label="tau")
-    ax.set(xlabel="step", ylabel="collaboration ratio", ylim=(-0.02, 1.02), title="Collaboration ratio vs tau")
+    ax.set(xlabel="step", ylabel="collaboration ratio", ylim=(-0.02, 1.02))
+    ax.set_title("Collaboration ratio vs tau", pad=14)
     ax.legend(fontsize=8)
     written.append(_save(fig, run_dir / "ratio.png"))
 
