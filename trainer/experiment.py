@@ -1,6 +1,7 @@
 """`dagrpo experiment`: every (scenario, method, seed) of a preset in one harness; resumable; report.
 
 Algorithm:
+  0. (optional) Build the format warm-up model once (departure 4).
   1. Load the preset (configs/experiments/*.toml): [experiment] (methods, seeds, report kind),
      [base] (a training config: model, train, cloud, phases) and [[scenarios]] (each may replace the
      phases and add `--set`-style overrides). Every run's config is resolved and validated up front.
@@ -39,6 +40,10 @@ Departures from the paper:
  2. The paper tunes the baselines' assistance rewards by grid search per task and ratio; we use
     its table-3 values (configurable per preset with train.method_args).
  3. Mean +- std is over seeds (sample std, ddof=1); the paper reports single numbers.
+ 4. Optional format warm-up ([experiment.warmup], used by the SmolLM2 presets): supervised LoRA
+    steps on reference answers in the paper's format (a random share replaced by a help request),
+    merged into OUT/warmup/model, from which every run starts. The paper's instruct models follow
+    the format already; SmolLM2-135M does not, and without it every advantage is zero.
 """
 
 from __future__ import annotations
