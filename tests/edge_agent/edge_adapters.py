@@ -28,7 +28,8 @@ def write_random_adapter(path: Path, *, seed: int, r: int = 8, alpha: float = 16
     for layer in range(N_LAYER):
         for module, (n_in, n_out) in SHAPES.items():
             key = f"base_model.model.model.layers.{layer}.{module}"
-            tensors[f"{key}.lora_A.weight"] = (rng.standard_normal((r, n_in)) / np.sqrt(n_in)).astype(np.float32)
+            a = rng.standard_normal((r, n_in)) / np.sqrt(n_in)  # (r, in), like peft's init scale
+            tensors[f"{key}.lora_A.weight"] = a.astype(np.float32)
             tensors[f"{key}.lora_B.weight"] = (rng.standard_normal((n_out, r)) * b_std).astype(np.float32)
     path.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path / "adapter_model.safetensors"))
