@@ -522,8 +522,8 @@ def fmt_ms(values, pct: bool = True) -> str:
     m, s, n = mean_std(values)
     if m is None:
         return "-"
-    k = 100 if pct else 1
-    return f"{k * m:.1f}" + ("" if s is None else f" ± {k * s:.1f}")
+    k, d = (100, 1) if pct else (1, 3)  # percentages with 1 decimal, ratios/lambda with 3
+    return f"{k * m:.{d}f}" + ("" if s is None else f" ± {k * s:.{d}f}")
 
 
 def forgetting_cells(evals: dict, cfg: RunConfig, task: str, which: str) -> tuple:

@@ -240,3 +240,33 @@ def test_warmup_targets_are_formatted_answers_or_help_requests():
         s = score(ex, text)
         assert s.format_ok  # the partial format for help requests, the full one otherwise
         assert s.correct != a  # solved answers are right; help requests carry no answer
+
+
+@pytest.mark.parametrize("kind", ["lambda_init", "tau_sweep", "tau_schedules"])
+def test_report_figures_from_recorded_runs(tmp_path, kind):
+    """The report alone (no training): fake finished runs -> results.md, results.json, figures."""
+    from trainer.experiment import load_preset, plan, run_all
+
+    scen = "\n".join(f'[[scenarios]]\nname = "s{i}"\nset = ["train.lambda_init={lam}", "phases.0.tau={tau}"]\n'
+                     for i, (lam, tau) in enumerate([(0.1, 0.3), (1.0, 0.5)]))
+    text = PRESET[: PRESET.index("[[scenarios]]")].replace('kind = "table1"', f'kind = "{kind}"')
+    text = text.replace("[experiment.warmup]\nsteps = 2", "[experiment.warmup]\nsteps = 0")
+    text += '[[base.phases]]\ntasks = ["math-easy"]\nsteps = 8\ntau = 0.3\n\n' + scen
+    (tmp_path / "p.toml").write_text(text.replace('methods = ["cloud_only", "edge_only", "naive_router", "router", '
+                                                  '"grpo_fixed", "gvpo", "gapg", "da_grpo"]', 'methods = ["da_grpo"]'))
+    preset = load_preset(tmp_path / "p.toml")
+    for run in plan(preset, tmp_path / "out"):
+        run.dir.mkdir(parents=True)
+        tau = run.cfg.phases[0].tau
+        rows = [{"step": s, "tau": tau, "collab_ratio": tau + 0.05, "lambda_next": 0.1 * s} for s in range(1, 9)]
+        (run.dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        ev = {"math-easy": {"n": 4, "local_n": 2, "local_accuracy": 0.5, "joint_accuracy": 0.75, "collab_ratio": tau}}
+        (run.dir / "result.json").write_text(json.dumps({"da_grpo": {"evals": {"phase0_end": ev}}}))
+    summary = run_all(preset, tmp_path / "out", report_only=True, echo=lambda _: None)
+    assert summary["finished_runs"] == 2
+    gaps = summary["scenarios"]["s1"]["methods"]["da_grpo"]["tracking"]
+    assert [g["gap"] for g in gaps[0]] == [pytest.approx(0.05)]
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "| da_grpo | 1-8 | 0.5 | 0.050 | 0.800 |" in md  # one seed: no std
+    expected = {"lambda_init": "lambda_init.png", "tau_sweep": "accuracy_vs_tau.png", "tau_schedules": "lambda_ratio.png"}
+    assert (tmp_path / "out" / expected[kind]).stat().st_size > 10_000
