@@ -1,10 +1,13 @@
 """Step-time breakdown of DA-GRPO training on SmolLM2-135M (or --model), printed as a table.
 
-    python bench/train_step.py [--steps 3] [--G 4] [--B 2] [--max-new-tokens 96] [--task math]
+    python bench/train_step.py [--steps 2] [--G 4] [--B 2] [--max-new-tokens 96] [--task math] [--threads 1]
 
-Each step: rollout (B*G sampled responses), cloud + reward (reference cloud, scoring), advantages,
-forward/backward + optimizer (LoRA), and generated tokens/s. The first step is reported separately
-(warm-up); the table averages the others. Loading the model is timed on its own.
+Times each component of a training step with the trainer's own functions: rollout (B*G sampled
+responses, tokens/s), cloud + reward (reference cloud, `collab.scoring.score`), advantages, and
+the policy update (forward/backward + AdamW on the LoRA). When every advantage is zero (the
+untrained SmolLM2 rarely keeps the format, so all rewards are -0.1) the trainer skips the
+backward; the bench then substitutes centred random advantages so the update is still timed, and
+says so. The first step is shown separately (warm-up); the last column averages the others.
 """
 
 from __future__ import annotations
@@ -14,14 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-FIELDS = ("t_rollout_s", "t_cloud_reward_s", "t_advantage_s", "t_update_s", "t_step_s", "tokens_per_s",
-          "response_tokens_mean", "help_triggers", "format_rate")
+import numpy as np
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2")
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--G", type=int, default=4)
     ap.add_argument("--B", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=96)
@@ -34,7 +36,7 @@ def main() -> None:
     import torch
 
     from trainer.config import load_config
-    from trainer.train import setup, train_pools, train_step
+    from trainer.train import collect, policy_update, setup, train_pools
 
     cfg = load_config(None, [
         f'model.name_or_path="{args.model}"', f"train.G={args.G}", f"train.batch_prompts={args.B}",
@@ -42,22 +44,45 @@ def main() -> None:
         f'phases=[{{tasks=["{args.task}"], steps={args.steps}, tau=0.3}}]', f"model.threads={args.threads}",
         *args.set,
     ])
+    rng = np.random.default_rng(0)
     t0 = time.perf_counter()
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ctx = setup(cfg, Path(tmp), resume=False)
         load_s = time.perf_counter() - t0
         pool = train_pools(ctx)[args.task]
-        records = []
-        for _ in range(args.steps):
-            records.append(train_step(ctx, pool, args.task, 0.3))
-            ctx.step += 1
+        for step in range(args.steps):
+            examples = [pool[i] for i in ctx.data_rng.choice(len(pool), size=args.B, replace=False)]
+            prompts = [ctx.prompt_ids(ex) for ex in examples]
+            t1 = time.perf_counter()
+            rollouts = ctx.engine.generate(prompts, args.G, args.max_new_tokens, 1.0)
+            t2 = time.perf_counter()
+            scored, _, _ = collect(ctx, examples, rollouts, key=f"bench/{step}")
+            t3 = time.perf_counter()
+            adv = ctx.method.advantages(np.array([[s.reward for s in g] for g in scored]),
+                                        np.array([[s.cost for s in g] for g in scored]), ctx.lam)
+            synthetic = not np.any(adv)
+            if synthetic:
+                adv = rng.normal(size=adv.shape)
+                adv -= adv.mean(axis=1, keepdims=True)
+            t4 = time.perf_counter()
+            policy_update(ctx, prompts, rollouts, adv)
+            t5 = time.perf_counter()
+            tokens = sum(len(r.token_ids) for g in rollouts for r in g)
+            flat = [s for g in scored for s in g]
+            rows.append({
+                "rollout_s": t2 - t1, "cloud_reward_s": t3 - t2, "advantage_s": t4 - t3, "fwd_bwd_step_s": t5 - t4,
+                "step_s": t5 - t1, "gen_tokens_per_s": tokens / (t2 - t1), "response_tokens": tokens / len(flat),
+                "train_tokens_per_s": (tokens + sum(len(p) for p in prompts) * args.G) / (t5 - t4),
+                "help_triggers": sum(s.requests_help for s in flat), "format_rate": sum(s.format_ok for s in flat) / len(flat),
+                "synthetic_adv": float(synthetic),
+            })
     print(f"model={args.model} task={args.task} B={args.B} G={args.G} max_new_tokens={args.max_new_tokens} "
           f"torch threads={torch.get_num_threads()} load={load_s:.1f}s {' '.join(args.set)}")
-    print(f"{'':>22}" + "".join(f"{f:>14}" for f in ("first step", "mean rest")))
-    rest = records[1:] or records
-    for f in FIELDS:
-        first, mean = records[0][f], sum(r[f] for r in rest) / len(rest)
-        print(f"{f:>22}{first:>14.3f}{mean:>14.3f}")
+    print(f"{'':>20}{'first step':>12}{'mean rest':>12}")
+    rest = rows[1:] or rows
+    for key in rows[0]:
+        print(f"{key:>20}{rows[0][key]:>12.3f}{sum(r[key] for r in rest) / len(rest):>12.3f}")
 
 
 if __name__ == "__main__":
