@@ -16,7 +16,21 @@ SKIP_PREFIXES = ("collab/v1/",)  # generated stubs: described once by their fold
 SKIP_SUFFIXES = (".pyi", ".png", ".gz", ".parquet")
 
 
-def purpose(path: Path) -> str:
+# Files that cannot carry a comment (JSON, data) or whose comment syntax differs.
+KNOWN = {
+    ".gitignore": "files git ignores (the venv, caches, run directories)",
+    "deploy/grafana/dashboards/dagrpo.json": "the Grafana dashboard (metric names the services export)",
+    "tests/fleet/fixtures/help-run/adapter/adapter_config.json": "help-seeking LoRA test fixture (peft config)",
+    "tests/fleet/fixtures/help-run/state.json": "help-seeking LoRA test fixture (run state)",
+}
+COMMENT_PREFIXES = ("#", "--", "//")
+
+
+def purpose(path: Path, name: str = "") -> str:
+    if name in KNOWN:
+        return KNOWN[name]
+    if name.startswith("tests/fixtures/datasets/"):
+        return "hand-written fixture rows in this dataset's real schema"
     text = path.read_text(errors="replace")
     if path.suffix == ".py":
         try:
@@ -28,8 +42,8 @@ def purpose(path: Path) -> str:
         line = line.strip()
         if path.suffix == ".md" and line.startswith("#"):
             return line.lstrip("# ")
-        if line.startswith("#") and not line.startswith("#!") and path.suffix != ".md":
-            return line.lstrip("# ")
+        if line.startswith(COMMENT_PREFIXES) and not line.startswith("#!") and path.suffix != ".md":
+            return line.lstrip("#-/ ")
     return ""
 
 
@@ -44,9 +58,9 @@ def main() -> int:
     for name in tracked_files(root):
         if name.startswith(SKIP_PREFIXES) or name.endswith(SKIP_SUFFIXES):
             continue
-        if name.endswith("__init__.py") and not purpose(root / name):
+        if name.endswith("__init__.py") and not purpose(root / name, name):
             continue
-        lines.append(f"{name:<48} {purpose(root / name)}".rstrip())
+        lines.append(f"{name:<48} {purpose(root / name, name)}".rstrip())
     lines.append(f"{'collab/v1/':<48} generated gRPC stubs for proto/collab/v1 (make proto)")
     print("\n".join(sorted(lines)))
     return 0
