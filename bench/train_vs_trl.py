@@ -21,6 +21,11 @@ counts completion tokens over generation time; peak RSS is the process's residen
 every 10 ms during each step (one process holds both models, so also run --only ours for the
 standalone figure). Finally the llama.cpp ceiling: the same B*G sequences decoded to max new
 tokens as one batch with the LoRA on, no stopping (the most tokens/s the rollout could reach).
+
+Equal work: TRL's GRPOConfig turns gradient checkpointing on by default; it is off here as in
+ours. Ours skips the forward/backward when all advantages are 0 (a small model mostly scores -0.1
+on every response); unless --allow-skip, such steps get +-1e-6 advantages so ours does the same
+forward/backward work as TRL.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -72,6 +79,16 @@ def ours_setup(args, out: Path):
         "train.eval_at_start=false", f'phases=[{{tasks=["{args.task}"], steps=1000, tau=0.3}}]',
     ])
     ctx = setup(cfg, out, resume=False)
+    if not args.allow_skip:
+        inner = ctx.method.advantages
+
+        def advantages(rewards, costs, lam):
+            """TRL runs forward/backward even when every advantage is 0; ours skips it. For equal
+            work, all-zero advantages become +-1e-6 (a ~zero update, like TRL's exact zero)."""
+            adv = inner(rewards, costs, lam)
+            return adv if np.any(adv) else np.resize([1e-6, -1e-6], adv.shape)
+
+        ctx.method.advantages = advantages
     return ctx, train_pools(ctx)[args.task]
 
 
@@ -107,7 +124,7 @@ def trl_trainer(args, ctx, pool, out: Path, on_step_end):
         loss_type="dr_grpo", scale_rewards="none", learning_rate=args.lr, lr_scheduler_type="constant",
         weight_decay=0.0, max_grad_norm=1.0, num_iterations=1, max_steps=args.steps + 1, logging_steps=1,
         report_to="none", use_cpu=True, bf16=False, save_strategy="no", seed=ctx.cfg.train.seed,
-        dataloader_num_workers=0, disable_dropout=True,
+        dataloader_num_workers=0, disable_dropout=True, gradient_checkpointing=False,  # TRL's default is on
     )
 
     class Alternate(TrainerCallback):
@@ -160,6 +177,8 @@ def main() -> None:
     ap.add_argument("--lam", type=float, default=0.5, help="the fixed lambda of r - lambda*c")
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (torch uses its default)")
     ap.add_argument("--only", choices=("both", "ours"), default="both")
+    ap.add_argument("--allow-skip", action="store_true",
+                    help="let ours skip the update of all-zero-advantage steps (TRL never skips)")
     args = ap.parse_args()
 
     import torch
