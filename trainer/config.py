@@ -232,17 +232,22 @@ def config_from_dict(data: dict) -> RunConfig:
         raise UserError(_describe(exc)) from None
 
 
+def read_toml(path: str | Path, what: str) -> dict:
+    """Parse a TOML file; a missing file or invalid TOML is a UserError naming `what` and the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+
+
 def load_config(path: str | Path | None, overrides: list[str] = (), base: dict | None = None) -> RunConfig:
     """Preset file (or `base` dict) -> overrides -> validated RunConfig; UserError names the field."""
     data: dict = dict(base or {})
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file not found: {path}")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{path}: not valid TOML: {exc}") from None
+        data = read_toml(path, "config file")
     for assignment in overrides:
         apply_override(data, assignment)
     return config_from_dict(data)

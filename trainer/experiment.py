@@ -52,7 +52,6 @@ import copy
 import json
 import logging
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -165,20 +164,15 @@ class Run:
 
 def load_preset(path: str | Path, overrides: list[str] = ()) -> Preset:
     """Read and validate a preset; `overrides` apply to [base] (e.g. train.eval_n=4)."""
+    from trainer.config import apply_override, read_toml
+
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"experiment preset not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "experiment preset")
     try:
         preset = Preset.model_validate(data)
     except ValidationError as exc:
         msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise UserError(f"{path}: invalid preset: {msgs}") from None
-    from trainer.config import apply_override
-
     for task in preset.experiment.tasks:
         task.register()
     for assignment in overrides:
