@@ -30,7 +30,7 @@ from collab.cloud import CloudClient, CloudRefused, CloudUnavailable, Telemetry
 from collab.extract import code_block, last_boxed
 from collab.prompts import build_messages
 from collab.protocol import compose, split_at_trigger
-from collab.tasks import get_example, get_task
+from collab.tasks import get_task, get_task_example
 from collab.tasks.base import Example
 from edge_agent.domain import InvalidQuestion
 from edge_agent.export import export_adapter, find_adapter_dir
@@ -83,13 +83,9 @@ def make_example(q: Question, kind: str, key: str) -> Example:
         return Example(id=f"edge/{key}", task=q.task, kind=kind, question=q.question,
                        choices=q.choices)
     try:
-        example = get_example(q.example_id)
-    except (KeyError, ValueError) as exc:
-        raise InvalidQuestion(f"unknown example_id {q.example_id!r}: {exc}") from None
-    if example.task != q.task:
-        raise InvalidQuestion(f"example {q.example_id!r} belongs to task {example.task!r}, "
-                              f"not {q.task!r}")
-    return example
+        return get_task_example(q.example_id, q.task)
+    except ValueError as exc:
+        raise InvalidQuestion(str(exc)) from None
 
 
 def task_kind(q: Question) -> str:

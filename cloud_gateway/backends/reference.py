@@ -25,18 +25,14 @@ class ReferenceBackend:
         self._example(request)
 
     def _example(self, request: AssistInput):
-        from collab.tasks import get_example
+        from collab.tasks import get_task_example
 
         if not request.example_id:
             raise BackendInputError("the reference backend needs example_id (a built-in example)")
         try:
-            example = get_example(request.example_id)
-        except (KeyError, ValueError) as exc:
-            raise BackendInputError(f"unknown example_id {request.example_id!r}: {exc}") from None
-        if example.task != request.task:
-            raise BackendInputError(f"example {request.example_id!r} belongs to task {example.task!r}, "
-                                    f"not {request.task!r}")
-        return example
+            return get_task_example(request.example_id, request.task)
+        except ValueError as exc:
+            raise BackendInputError(str(exc)) from None
 
     async def complete(self, request: AssistInput, timeout_s: float) -> Completion:
         example = self._example(request)

@@ -13,7 +13,7 @@ import importlib
 from collab.tasks.base import SPLITS, Example, Task
 from collab.tasks.loaders import FORMATS, FileTask, FileTaskSpec, load_task_file
 
-__all__ = ["TASK_GROUPS", "FORMATS", "FileTask", "FileTaskSpec", "get_example", "get_task",
+__all__ = ["TASK_GROUPS", "FORMATS", "FileTask", "FileTaskSpec", "get_example", "get_task", "get_task_example",
            "list_tasks", "load_task_file", "register_task"]
 
 TASK_GROUPS: dict[str, tuple[str, ...]] = {"group1": ("math", "science"), "group2": ("code", "knowledge")}
@@ -63,3 +63,14 @@ def get_example(example_id: str) -> Example:
             if example.id == example_id:
                 return example
     raise KeyError(f"no example {example_id!r} in task {task.name!r}")
+
+
+def get_task_example(example_id: str, task: str) -> Example:
+    """`get_example`, checked to belong to `task`; a ValueError names what is wrong."""
+    try:
+        example = get_example(example_id)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"unknown example_id {example_id!r}: {exc}") from None
+    if example.task != task:
+        raise ValueError(f"example {example_id!r} belongs to task {example.task!r}, not {task!r}")
+    return example

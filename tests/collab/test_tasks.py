@@ -193,3 +193,13 @@ def test_register_file_task_and_look_up_its_examples(repo_root):
 def test_importing_the_registry_stays_light():
     code = "import sys, collab.tasks; bad = {'pyarrow', 'torch'} & set(sys.modules); assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_get_task_example_checks_the_task_and_names_the_problem():
+    from collab.tasks import get_task_example
+
+    assert get_task_example("math/test/3", "math").id == "math/test/3"
+    with pytest.raises(ValueError, match="belongs to task 'math', not 'science'"):
+        get_task_example("math/test/3", "science")
+    with pytest.raises(ValueError, match="unknown example_id 'nosuch/test/1'"):
+        get_task_example("nosuch/test/1", "math")
