@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dagrpo.errors import UserError
+from trainer.warmup import WarmupConfig
 
 TASK_GROUPS_FALLBACK = {"group1": ("math", "science"), "group2": ("code", "knowledge")}
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -32,6 +33,9 @@ class ModelConfig(_Strict):
     lora_targets: list[str] = Field(list(LORA_TARGETS), min_length=1, description="modules given LoRA")
     dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="auto: bf16 on CUDA, else fp32")
     device: str = Field("auto", description='"auto", "cpu", "cuda", "cuda:1", ...')
+    init_adapter: str = Field(
+        "", description="start the LoRA from this peft adapter directory (its own rank/alpha/targets are used)"
+    )
     threads: int = Field(
         0, ge=0, description="torch CPU threads (0: torch's default). Use 1 on a shared, oversubscribed "
         "machine: OpenMP barriers then cost more than the second core gains"
@@ -44,6 +48,13 @@ class ModelConfig(_Strict):
             return v
         if not (Path(v) / "config.json").is_file():
             raise ValueError(f"no model directory with a config.json at {v!r} (or use 'smollm2' / 'tiny-random')")
+        return v
+
+    @field_validator("init_adapter")
+    @classmethod
+    def _adapter_exists(cls, v: str) -> str:
+        if v and not (Path(v) / "adapter_config.json").is_file():
+            raise ValueError(f"no peft adapter (adapter_config.json) at {v!r}")
         return v
 
 
@@ -155,6 +166,7 @@ class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     cloud: CloudConfig = Field(default_factory=CloudConfig)
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     phases: list[PhaseConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -167,7 +179,16 @@ class RunConfig(_Strict):
                 for t in phase.task_names():
                     if t not in known:
                         raise ValueError(f"phases.{i}.tasks: unknown task {t!r}; known: {known}")
+        for t in self.warmup.tasks if known is not None else ():
+            if t not in known:
+                raise ValueError(f"warmup.tasks: unknown task {t!r}; known: {known}")
         return self
+
+    def warmup_tasks(self) -> list[str]:
+        """The warm-up's tasks: as configured, else every task of the phases in order of appearance."""
+        if self.warmup.tasks:
+            return list(self.warmup.tasks)
+        return list(dict.fromkeys(t for p in self.phases for t in p.task_names()))
 
 
 def _task_groups() -> dict:
@@ -257,7 +278,7 @@ def to_toml(cfg: RunConfig) -> str:
     """The resolved config as TOML (read back by load_config)."""
     data = cfg.model_dump(mode="json")
     out = []
-    for section in ("model", "train", "cloud"):
+    for section in ("model", "train", "cloud", "warmup"):
         out.append(f"[{section}]")
         out += [f"{k} = {_toml_value(v)}" for k, v in data[section].items() if v is not None]
         out.append("")

@@ -1,7 +1,7 @@
 """`dagrpo experiment`: every (scenario, method, seed) of a preset in one harness; resumable; report.
 
 Algorithm:
-  0. (optional) Build the format warm-up model once (departure 4).
+  0. (optional) Fit the format warm-up adapter once (departure 4).
   1. Load the preset (configs/experiments/*.toml): [experiment] (methods, seeds, report kind),
      [base] (a training config: model, train, cloud, phases) and [[scenarios]] (each may replace the
      phases and add `--set`-style overrides). Every run's config is resolved and validated up front.
@@ -42,7 +42,8 @@ Departures from the paper:
  3. Mean +- std is over seeds (sample std, ddof=1); the paper reports single numbers.
  4. Optional format warm-up ([experiment.warmup], used by the SmolLM2 presets): supervised LoRA
     steps on reference answers in the paper's format (a random share replaced by a help request),
-    merged into OUT/warmup/model, from which every run starts. The paper's instruct models follow
+    fitted once per experiment into OUT/warmup/adapter; every run's LoRA starts from it
+    (model.init_adapter), so the llama.cpp engine and the edge agent serve it on the stock GGUF. The paper's instruct models follow
     the format already; SmolLM2-135M does not, and without it every advantage is zero.
 """
 
@@ -62,6 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from dagrpo.errors import UserError
 from trainer.config import RunConfig, load_config
 from trainer.methods import EDGE_FAMILY, METHODS
+from trainer.warmup import WarmupConfig
 
 log = logging.getLogger("dagrpo.experiment")
 COLLABORATIVE = ("grpo_fixed", "gvpo", "gapg", "da_grpo")
@@ -91,18 +93,6 @@ class TaskSpec(_Strict):
         register_task(module.make_task(name=self.name, levels=tuple(self.levels)), replace=True)
 
 
-class WarmupSpec(_Strict):
-    """Format warm-up: supervised LoRA steps on answers written in the paper's format, merged into
-    a new base model that every run of the experiment then starts from (0 steps: off)."""
-
-    steps: int = Field(0, ge=0, description="optimizer steps (0 disables the warm-up)")
-    batch: int = Field(8, ge=1, description="examples per step")
-    lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the warm-up LoRA")
-    help_share: float = Field(0.3, ge=0, le=1, description="share of targets that are help requests "
-                              "(picked at random, not by difficulty: when to ask is left to RL)")
-    data_seed: int = Field(1000, description="task seed of the warm-up examples (unlike the runs' seeds)")
-
-
 class ExperimentSpec(_Strict):
     name: str = Field(min_length=1, description="preset name (used for the default output directory)")
     kind: Literal["table1", "lambda_init", "tau_schedules", "tau_sweep"] = Field(
@@ -116,7 +106,7 @@ class ExperimentSpec(_Strict):
                                              description="extra --set overrides per method")
     tasks: list[TaskSpec] = Field(default_factory=list, description="level-restricted tasks to register "
                                   "(in this process only) before the configs are resolved")
-    warmup: WarmupSpec = Field(default_factory=WarmupSpec)
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
 
     @field_validator("methods")
     @classmethod
@@ -141,7 +131,7 @@ class Preset(_Strict):
     experiment: ExperimentSpec
     base: dict = Field(default_factory=dict)
     scenarios: list[Scenario] = Field(min_length=1)
-    _warmup_dir: Path | None = PrivateAttr(None)  # OUT/warmup/model once run_all knows OUT
+    _warmup_dir: Path | None = PrivateAttr(None)  # OUT/warmup/adapter once run_all knows OUT
 
 
 @dataclass
@@ -188,8 +178,8 @@ def warmup_dir(preset: Preset) -> Path | None:
 def run_config(preset: Preset, scenario: Scenario, method: str, seed: int) -> RunConfig:
     data = copy.deepcopy(preset.base)
     wdir = warmup_dir(preset)
-    if wdir is not None and (wdir / "config.json").is_file():
-        data.setdefault("model", {})["name_or_path"] = str(wdir)
+    if wdir is not None and (wdir / "adapter_config.json").is_file():
+        data.setdefault("model", {})["init_adapter"] = str(wdir)
     if scenario.phases is not None:
         data["phases"] = copy.deepcopy(scenario.phases)
     train_method = "edge_only" if method in EDGE_FAMILY else method
@@ -407,69 +397,29 @@ def edge_family(run: Run, spec: ExperimentSpec) -> dict:
     return {m: {"evals": {tag: rec["methods"][m] for tag, rec in done.items()}} for m in run.methods}
 
 
-def warmup_targets(examples, help_share: float, seed: int) -> list[str]:
-    """Each example's target response: the reference solution in the paper's format, or (a random
-    `help_share` of them, fixed by the example id) one step then the help trigger."""
-    from collab.protocol import HELP_TRIGGER
-    from collab.reference import reference_completion
-    from trainer.methods.routing import uniform_draw
-
-    out = []
-    for ex in examples:
-        if uniform_draw(seed, f"warmup/{ex.id}") < help_share:
-            out.append(f"<think>\nStep 1: This needs more than I can check here.\n{HELP_TRIGGER}")
-        else:
-            out.append("<think>\n" + reference_completion(ex, correct=True))
-    return out
-
-
 def build_warmup(preset: Preset, out: Path, echo=print) -> Path:
-    """Fit the format warm-up once per experiment directory and save the merged model (resumable:
-    an existing OUT/warmup/model is reused)."""
-    import torch
-
-    from collab.tasks import get_task
-    from trainer.batch import build_batch
+    """Fit the format warm-up (trainer/warmup.py) once per experiment directory and save its LoRA
+    adapter, the starting point of every run (resumable: an existing OUT/warmup/adapter is reused)."""
     from trainer.checkpoint import atomic_write_text
-    from trainer.loss import token_logprobs
     from trainer.models import load_policy
-    from trainer.prompting import prompt_ids
+    from trainer.warmup import fit_warmup
 
     spec = preset.experiment.warmup
-    target = out / "warmup" / "model"
-    if (target / "config.json").is_file():
+    target = out / "warmup" / "adapter"
+    if (target / "adapter_config.json").is_file():
         return target
     cfg = run_config(preset, preset.scenarios[0], "da_grpo", spec.data_seed)
-    tasks = sorted({t for sc in preset.scenarios for p in run_config(preset, sc, "da_grpo", 0).phases
-                    for t in p.task_names()})
-    per_task = -(-spec.steps * spec.batch // len(tasks))  # ceil
-    examples = [ex for t in tasks for ex in get_task(t).examples("train", n=per_task, seed=spec.data_seed)]
-    order = np.random.default_rng(spec.data_seed).permutation(len(examples))
-    examples = [examples[i] for i in order]
-    texts = warmup_targets(examples, spec.help_share, spec.data_seed)
+    tasks = spec.tasks or sorted({t for sc in preset.scenarios for p in run_config(preset, sc, "da_grpo", 0).phases
+                                  for t in p.task_names()})
     model, tok = load_policy(cfg.model, seed=spec.data_seed)
-    model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=spec.lr)
-    eos = tok.eos_token_id
-    losses = []
-    for step in range(spec.steps):
-        sl = slice(step * spec.batch, (step + 1) * spec.batch)
-        prompts = [prompt_ids(tok, ex) for ex in examples[sl]]
-        comps = [tok(t, add_special_tokens=False).input_ids + ([] if "external assistance" in t else [eos])
-                 for t in texts[sl]]
-        ids, attn, mask = build_batch(prompts, comps, tok.pad_token_id)
-        logp = token_logprobs(model(input_ids=ids, attention_mask=attn).logits, ids)
-        loss = -(logp * mask).sum() / mask.sum()  # mean NLL per target token
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        echo(f"warm-up step {step + 1}/{spec.steps}: loss {losses[-1]:.3f}")
-    merged = model.merge_and_unload()
-    tmp = target.with_name("model.tmp")
-    merged.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
+    t0 = time.perf_counter()
+    losses = fit_warmup(model, tok, tasks, spec,
+                        lambda i, n, loss: echo(f"warm-up step {i}/{n}: loss {loss:.3f}"))
+    tmp = target.with_name("adapter.tmp")
+    model.save_pretrained(tmp)
     atomic_write_text(out / "warmup" / "losses.json", json.dumps(losses))
+    atomic_write_text(out / "warmup" / "info.json", json.dumps(
+        {"tasks": tasks, "seconds": round(time.perf_counter() - t0, 1)}))
     tmp.rename(target)
     return target
 
@@ -478,7 +428,7 @@ def run_all(preset: Preset, out: Path, *, methods=None, seeds=None, scenarios=No
             report_only: bool = False, echo=print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if preset.experiment.warmup.steps:
-        preset._warmup_dir = out / "warmup" / "model"
+        preset._warmup_dir = out / "warmup" / "adapter"
         if not report_only:
             build_warmup(preset, out, echo)
     runs = plan(preset, out, methods=methods, seeds=seeds, scenarios=scenarios)

@@ -59,19 +59,38 @@ def _unshared(model, ids, attn, loss_mask, plens) -> torch.Tensor:
     return out * loss_mask  # zero (not garbage) where no completion token is predicted
 
 
+def shared_prefix_logprobs(model, ids: torch.Tensor, attn: torch.Tensor, loss_mask: torch.Tensor,
+                           prefix_len: int) -> torch.Tensor:
+    """Rows whose first `prefix_len` tokens are identical (and real): that prefix runs once with
+    `use_cache=True`, the rest of every row on its cache repeated n times. The cache stays in the
+    autograd graph, so gradients equal the plain pass's. Returns (n, T-1) log-probs on the mask."""
+    n, width = ids.shape
+    if not 0 < prefix_len < width:
+        raise ValueError(f"prefix_len {prefix_len} outside 1..{width - 1}")
+    cache = model(input_ids=ids[:1, :prefix_len], use_cache=True, logits_to_keep=1).cache
+    cache.batch_repeat_interleave(n)  # (n, heads, prefix_len, d) per layer, still in the autograd graph
+    rest = ids[:, prefix_len:]  # (n, R): tokens after the prefix (+ right padding)
+    # the 2-D mask spans cache + new tokens: (n, prefix_len + R), which is exactly the rows' own mask
+    logits = model(input_ids=rest, attention_mask=attn, cache=cache).logits  # (n, R, V)
+    # position prefix_len + k predicts ids[prefix_len + k + 1]: targets rest[:, 1:]
+    logp = _gather_logp(logits[:, :-1], rest[:, 1:])  # (n, R-1)
+    out = torch.zeros((n, width - 1), dtype=logp.dtype, device=ids.device)
+    out[:, prefix_len:] = logp
+    return out * loss_mask
+
+
+def common_prefix_len(rows: list[list[int]]) -> int:
+    """Length of the longest common prefix of token lists."""
+    first = rows[0]
+    k = min(len(r) for r in rows)
+    for r in rows[1:]:
+        k = next((i for i in range(k) if r[i] != first[i]), k)
+    return k
+
+
 def _shared_group(model, ids, attn, loss_mask, plen: int) -> torch.Tensor:
     """Rows with one prompt of `plen` tokens: prefix once, then the completions on its cache."""
-    n, width = ids.shape
-    prefix = ids[:1, : plen - 1]  # (1, P-1)
-    cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).cache
-    cache.batch_repeat_interleave(n)  # (n, heads, P-1, d) per layer, still in the autograd graph
-    comp_ids = ids[:, plen - 1:]  # (n, L): last prompt token + completion (+ right padding)
-    # the 2-D mask spans cache + new tokens: (n, P-1+L), which is exactly the rows' own mask
-    logits = model(input_ids=comp_ids, attention_mask=attn, cache=cache).logits  # (n, L, V)
-    logp = _gather_logp(logits[:, :-1], comp_ids[:, 1:])  # (n, L-1)
-    out = torch.zeros((n, width - 1), dtype=logp.dtype, device=ids.device)
-    out[:, plen - 1:] = logp
-    return out * loss_mask
+    return shared_prefix_logprobs(model, ids, attn, loss_mask, plen - 1)
 
 
 def token_logprobs(model, ids: torch.Tensor, attn: torch.Tensor, loss_mask: torch.Tensor, *,

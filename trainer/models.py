@@ -29,7 +29,9 @@ from trainer.config import ModelConfig  # noqa: E402
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_ROOT = Path(os.environ.get("DAGRPO_CACHE", Path.home() / ".cache" / "dagrpo"))
-_BASES: dict[str, tuple[torch.nn.Module, object]] = {}  # in-process cache of loaded base models
+# In-process cache for the tiny random model only: a model that lives on disk is read again (the
+# safetensors read takes about a second), so a run does not keep a second float32 copy resident.
+_BASES: dict[str, tuple[torch.nn.Module, object]] = {}
 
 
 def smollm2_gguf_path() -> Path:
@@ -124,14 +126,16 @@ def resolve_device(cfg: ModelConfig) -> tuple[torch.device, torch.dtype]:
 
 
 def load_base(cfg: ModelConfig, seed: int = 0) -> tuple[torch.nn.Module, object]:
-    """A fresh copy of the base model (cached in-process) on the configured device/dtype."""
-    key = f"{cfg.name_or_path}|{seed}"
-    if key not in _BASES:
-        _BASES[key] = _load_base(cfg.name_or_path, seed)
-    model, tokenizer = _BASES[key]
+    """A fresh copy of the base model on the configured device/dtype."""
     device, dtype = resolve_device(cfg)
-    model = copy.deepcopy(model).to(device=device, dtype=dtype)
-    tokenizer = copy.deepcopy(tokenizer)
+    if cfg.name_or_path == "tiny-random":
+        key = f"{cfg.name_or_path}|{seed}"
+        if key not in _BASES:
+            _BASES[key] = _load_base(cfg.name_or_path, seed)
+        model, tokenizer = (copy.deepcopy(x) for x in _BASES[key])
+    else:
+        model, tokenizer = _load_base(cfg.name_or_path, seed)
+    model = model.to(device=device, dtype=dtype)
     tokenizer.padding_side = "left"  # generation appends on the right
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -33,6 +33,10 @@ Departures from the paper, and choices it leaves open:
     `sampler_kl`; PPO passes then weight tokens by truncated IS); log-probs always come from torch.
     `train.lean_pass` (default) computes the same log-probs with logits only at completion tokens
     and each group's prompt run once (trainer/lean.py, tested equal to the plain pass).
+ 9. Optional format warm-up before step 1 (`[warmup]`, off by default; on in the demo): supervised
+    LoRA steps on reference answers in the paper's format, a random share of them help requests
+    (trainer/warmup.py). The paper's instruct models write the format already; SmolLM2-135M does
+    not, and then every advantage is zero. `model.init_adapter` starts from a saved LoRA instead.
 """
 
 from __future__ import annotations
@@ -102,14 +106,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None) -> Context:
+def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progress: bool = True) -> Context:
     out.mkdir(parents=True, exist_ok=True)
     state = ckpt.load_state(out) if resume else None
     if not resume and (out / "state.json").exists():
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     seed_everything(cfg.train.seed)
-    adapter = out / "adapter" if resume else None
+    adapter = out / "adapter" if state is not None else (cfg.model.init_adapter or None)
     model, tokenizer = load_policy(cfg.model, adapter=adapter, seed=cfg.train.seed)
+    if state is None and cfg.warmup.steps:
+        run_warmup(cfg, out, model, tokenizer, progress)
+        seed_everything(cfg.train.seed)  # RL starts from the same RNG state with or without a warm-up
     model.train()
     if cfg.train.grad_checkpointing:
         lean.enable_grad_checkpointing(model)
@@ -124,6 +131,8 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None) -> Co
         ckpt.atomic_write_text(out / "config.toml", to_toml(cfg))
         for name in ("metrics.jsonl", "evals.jsonl"):
             (out / name).unlink(missing_ok=True)
+        if cfg.warmup.steps:
+            save(ctx)  # step 0 = the warmed-up LoRA: a crash in step 1 does not cost the warm-up
         return ctx
     optimizer.load_state_dict(torch.load(out / "optimizer.pt", weights_only=True))
     ctx.lam, ctx.step, ctx.phase, ctx.phase_step = state["lambda"], state["step"], state["phase"], state["phase_step"]
@@ -133,6 +142,31 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None) -> Co
     ckpt.rewrite_jsonl(out / "metrics.jsonl", [r for r in ckpt.read_jsonl(out / "metrics.jsonl") if r["step"] <= ctx.step])
     ckpt.rewrite_jsonl(out / "evals.jsonl", [r for r in ckpt.read_jsonl(out / "evals.jsonl") if r["tag"] in ctx.evals_done])
     return ctx
+
+
+def run_warmup(cfg: RunConfig, out: Path, model, tokenizer, show: bool = True) -> None:
+    """The format warm-up (trainer/warmup.py) on the run's own LoRA; losses to OUT/warmup.json."""
+    import json
+
+    from tqdm.auto import tqdm
+
+    from trainer.warmup import fit_warmup
+
+    tasks = cfg.warmup_tasks()
+    bar = tqdm(total=cfg.warmup.steps, desc="format warm-up", unit="step", dynamic_ncols=True, disable=not show)
+
+    def progress(step, steps, loss):
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+
+    t0 = time.perf_counter()
+    try:
+        losses = fit_warmup(model, tokenizer, tasks, cfg.warmup, progress)
+    finally:
+        bar.close()
+    ckpt.atomic_write_text(out / "warmup.json", json.dumps(
+        {"tasks": tasks, "losses": losses, "seconds": round(time.perf_counter() - t0, 1)}) + "\n")
+    log.info("format warm-up: %d steps on %s, loss %.3f -> %.3f", len(losses), tasks, losses[0], losses[-1])
 
 
 def save(ctx: Context) -> None:
@@ -296,7 +330,7 @@ def train(cfg: RunConfig | None, out: str | Path, *, resume: bool = False, max_s
     out = Path(out)
     if resume:
         cfg = load_config(out / "config.toml")
-    ctx = setup(cfg, out, resume=resume, engine_factory=engine_factory)
+    ctx = setup(cfg, out, resume=resume, engine_factory=engine_factory, progress=progress)
     pools = train_pools(ctx)
     total = sum(p.steps for p in cfg.phases)
     bar = _progress(total, ctx.step, progress)

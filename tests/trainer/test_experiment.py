@@ -223,14 +223,14 @@ def test_runs_start_from_the_format_warmup(experiment):
     assert len(losses) == 2 and all(math.isfinite(x) and x > 0 for x in losses)
     for group in ("edge", "gvpo", "da_grpo"):
         cfg = load_config(out / "s1" / group / "seed0" / "config.toml")
-        assert cfg.model.name_or_path == str(out / "warmup" / "model")
+        assert cfg.model.init_adapter == str(out / "warmup" / "adapter")
 
 
 def test_warmup_targets_are_formatted_answers_or_help_requests():
     from collab.protocol import requests_help
     from collab.scoring import score
     from collab.tasks import get_task
-    from trainer.experiment import warmup_targets
+    from trainer.warmup import warmup_targets
 
     exs = get_task("math").examples("train", n=200, seed=1000)
     texts = warmup_targets(exs, 0.3, 1000)

@@ -119,3 +119,27 @@ def test_lean_equals_plain_on_smollm2():
     ref = _loss_and_grads(model, _plain(model), batch)
     got = _loss_and_grads(model, lambda i, a, m: lean.token_logprobs(model, i, a, m, share_prompt=True), batch)
     _assert_same(ref, got)
+
+
+def test_common_prefix_len_hand_computed():
+    assert lean.common_prefix_len([[1, 2, 3], [1, 2, 4], [1, 2, 3, 5]]) == 2
+    assert lean.common_prefix_len([[1, 2], [1, 2]]) == 2
+    assert lean.common_prefix_len([[7], [8, 1]]) == 0
+
+
+def test_shared_prefix_of_different_prompts_equals_plain_pass():
+    """The warm-up's pass: rows with different prompts that share a prefix (the system prompt)."""
+    model, tok = _policy("tiny-random")
+    gen = torch.Generator().manual_seed(3)
+    prompts = [[5, 6, 7, 8, 9], [5, 6, 7, 2], [5, 6, 7, 8, 3, 3]]
+    comps = [torch.randint(0, len(tok), (k,), generator=gen).tolist() for k in (3, 6, 1)]
+    ids, attn, mask = build_batch(prompts, comps, tok.pad_token_id)
+    adv = torch.randn(len(comps), generator=gen)
+    batch = (ids, attn, mask, adv, 3, 1)
+    k = lean.common_prefix_len(prompts)
+    assert k == 3
+    ref = _loss_and_grads(model, _plain(model), batch)
+    got = _loss_and_grads(model, lambda i, a, m: lean.shared_prefix_logprobs(model, i, a, m, k), batch)
+    _assert_same(ref, got)
+    with pytest.raises(ValueError):
+        lean.shared_prefix_logprobs(model, ids, attn, mask, 0)

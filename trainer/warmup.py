@@ -1,0 +1,101 @@
+"""Format warm-up: a few supervised LoRA steps that teach a small model the paper's answer format.
+
+The paper's instruct models (Qwen2.5-1.5B/7B) follow the step-by-step format of appendix F.1
+already. SmolLM2-135M does not (format_ok 0/96 untrained), so every reward is -0.1, every advantage
+is zero and DA-GRPO has nothing to learn from. The warm-up fits the run's own LoRA to reference
+answers written in the format; a random `help_share` of the targets are instead one step then the
+help trigger, so the model starts out able to ask, and RL decides *when* to ask. The help targets
+are picked by a hash of the example id, not by difficulty: the warm-up teaches no routing.
+
+Cost: the examples of a step come from one task, so their prompts share the system prompt; that
+common token prefix runs once (`lean.shared_prefix_logprobs`, exact gradients) and only each
+example's question and target run per row.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class WarmupConfig(BaseModel):
+    """`[warmup]` of a run config, `[experiment.warmup]` of an experiment preset."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    steps: int = Field(0, ge=0, description="supervised LoRA steps before RL (0: no warm-up)")
+    batch: int = Field(4, ge=1, description="examples per warm-up step (all from one task)")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the warm-up")
+    help_share: float = Field(0.3, ge=0, le=1, description="share of targets that are help requests "
+                              "(picked at random, not by difficulty: when to ask is left to RL)")
+    data_seed: int = Field(1000, description="task seed of the warm-up examples (unlike the runs' seeds)")
+    tasks: list[str] = Field(default_factory=list,
+                             description="tasks to draw from (default: every task of the run's phases)")
+
+
+def warmup_targets(examples, help_share: float, seed: int) -> list[str]:
+    """Each example's target response: the reference solution in the paper's format, or (a random
+    `help_share` of them, fixed by the example id) one step then the help trigger."""
+    from collab.protocol import HELP_TRIGGER
+    from collab.reference import reference_completion
+    from trainer.methods.routing import uniform_draw
+
+    out = []
+    for ex in examples:
+        if uniform_draw(seed, f"warmup/{ex.id}") < help_share:
+            out.append(f"<think>\nStep 1: This needs more than I can check here.\n{HELP_TRIGGER}")
+        else:
+            out.append("<think>\n" + reference_completion(ex, correct=True))
+    return out
+
+
+def warmup_batches(tasks: list[str], spec: WarmupConfig) -> list[list]:
+    """`spec.steps` batches of `spec.batch` train examples, task by task round-robin."""
+    from collab.tasks import get_task
+
+    if not tasks:
+        raise ValueError("warm-up: no tasks")
+    per_task = -(-spec.steps // len(tasks)) * spec.batch  # ceil(steps / tasks) batches per task
+    pools = {t: get_task(t).examples("train", n=per_task, seed=spec.data_seed) for t in tasks}
+    batches = []
+    for step in range(spec.steps):
+        task = tasks[step % len(tasks)]
+        k = step // len(tasks)
+        batches.append(pools[task][k * spec.batch:(k + 1) * spec.batch])
+    return batches
+
+
+def fit_warmup(model, tokenizer, tasks: list[str], spec: WarmupConfig, progress=None) -> list[float]:
+    """Fit the peft `model`'s LoRA in place; returns the mean target-token NLL of every step.
+    `progress(step, steps, loss)` is called after each step."""
+    import torch
+
+    from trainer import lean
+    from trainer.batch import build_batch
+    from trainer.prompting import prompt_ids
+
+    eos = tokenizer.eos_token_id
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=spec.lr)
+    was_training = model.training
+    model.train()
+    losses = []
+    for step, examples in enumerate(warmup_batches(tasks, spec)):
+        prompts = [prompt_ids(tokenizer, ex) for ex in examples]
+        texts = warmup_targets(examples, spec.help_share, spec.data_seed)
+        # EOS ends a solved answer; a help request ends at the trigger (generation stops there)
+        targets = [tokenizer(t, add_special_tokens=False).input_ids + ([] if "external assistance" in t else [eos])
+                   for t in texts]
+        ids, attn, mask = build_batch(prompts, targets, tokenizer.pad_token_id)
+        prefix = min(lean.common_prefix_len(prompts), min(len(p) for p in prompts) - 1)
+        if prefix > 0:
+            logp = lean.shared_prefix_logprobs(model, ids, attn, mask, prefix)
+        else:
+            logp = lean.token_logprobs(model, ids, attn, mask, share_prompt=False)
+        loss = -(logp * mask).sum() / mask.sum()  # mean NLL per target token
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if progress is not None:
+            progress(step + 1, spec.steps, losses[-1])
+    model.train(was_training)
+    return losses
