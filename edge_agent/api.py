@@ -118,11 +118,12 @@ def create_app(settings: EdgeSettings, *, model=None, cloud: CloudClient | None 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         nonlocal model, cloud
+        start_lambda = None  # lambda of the training run whose adapter is loaded at start
         if model is None:
             from edge_agent.llm import LocalModel
 
-            adapter = (resolve_adapter(settings.adapter_path, settings.model_path)[0]
-                       if settings.adapter_path else None)
+            adapter, start_lambda = (resolve_adapter(settings.adapter_path, settings.model_path)
+                                     if settings.adapter_path else (None, None))
             model = LocalModel(settings.model_path, n_ctx=settings.n_ctx, threads=settings.threads,
                                seed=settings.seed, adapter_path=adapter)
         if cloud is None and settings.gateway and connect_cloud:
@@ -135,7 +136,10 @@ def create_app(settings: EdgeSettings, *, model=None, cloud: CloudClient | None 
         worker = ModelWorker(model, settings.queue_size)
         service = EdgeService(worker, cloud, outbox, metrics, settings.model_path)
         if settings.adapter_path:
-            service.adapter = {"path": model.adapter_path, "source": settings.adapter_path}
+            service.adapter = {"path": model.adapter_path, "source": settings.adapter_path,
+                               "lambda": start_lambda}
+            if start_lambda is not None:
+                metrics.lam.set(start_lambda)
         app.state.service = service
         flusher = asyncio.create_task(service.flush_loop(settings.flush_interval_s))
         try:

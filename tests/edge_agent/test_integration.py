@@ -183,3 +183,22 @@ def test_hot_swap_under_concurrent_requests_loses_none(model, tmp_path):
     model.set_adapter(None)
     base = model.generate(build_messages("math", LOCAL_Q), max_tokens=8)
     assert after["text"] == direct.text != base.text
+
+
+def test_adapter_given_at_start_is_exported_and_reports_the_runs_lambda(tmp_path):
+    """`dagrpo edge serve --adapter RUN_DIR`: the lifespan builds the real model with the run's
+    adapter and reports the run's lambda, as a later POST /v1/adapter would."""
+    import json
+
+    from edge_adapters import write_random_adapter
+
+    write_random_adapter(tmp_path / "run" / "adapter", seed=3, r=2)
+    (tmp_path / "run" / "state.json").write_text(json.dumps({"lambda": 0.625, "step": 7}))
+    settings = EdgeSettings(outbox_path=str(tmp_path / "usage.sqlite"), n_ctx=1024, threads=1,
+                            adapter_path=str(tmp_path / "run"))
+    with TestClient(create_app(settings, connect_cloud=False)) as client:
+        adapter = client.get("/v1/adapter").json()
+        metrics = client.get("/metrics").text
+    assert adapter["adapter"]["lambda"] == 0.625
+    assert adapter["adapter"]["path"] == str(tmp_path / "run" / "adapter" / "adapter.gguf")
+    assert "edge_lambda 0.625" in metrics
