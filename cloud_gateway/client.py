@@ -35,8 +35,11 @@ def to_telemetry(t: pb.Telemetry) -> Telemetry:
 
 class GatewayCloud:
     def __init__(self, address: str, api_key: str, *, timeout_s: float = 30.0, retries: int = 3,
-                 backoff_s: float = 0.1):
+                 backoff_s: float = 0.1, key_prefix: str = ""):
+        """`key_prefix` goes in front of every Assist idempotency key: the trainer passes its run
+        id, so two runs of one device key never replay each other's `train/<step>/<b>` keys."""
         self.address, self.timeout_s, self.retries, self.backoff_s = address, timeout_s, retries, backoff_s
+        self.key_prefix = key_prefix
         self._metadata = (("authorization", f"Bearer {api_key}"),)
         self._channel = grpc.insecure_channel(address)
         self.stub = pb_grpc.CloudGatewayStub(self._channel)
@@ -46,7 +49,7 @@ class GatewayCloud:
         req = pb.AssistRequest(
             task=example.task, example_id=example.id,
             messages=[pb.ChatMessage(role=m["role"], content=m["content"]) for m in messages],
-            idempotency_key=idempotency_key, group_help=group_help, group_size=group_size)
+            idempotency_key=self.key_prefix + idempotency_key, group_help=group_help, group_size=group_size)
         reply = self._call(self.stub.Assist, req)
         return CloudReply(reply.completion, reply.prompt_tokens, reply.completion_tokens,
                           to_telemetry(reply.telemetry))

@@ -48,10 +48,12 @@ class InProcessCloud:
         return None
 
 
-def make_cloud(cfg: CloudConfig, seed: int) -> CloudClient:
-    """The configured client; the gateway client (grpc) is imported only when selected."""
+def make_cloud(cfg: CloudConfig, seed: int, run_id: str = "") -> CloudClient:
+    """The configured client; the gateway client (grpc) is imported only when selected. The
+    gateway's Assist keys carry `run_id` (unique per run, kept across resume); the in-process
+    cloud's draws do not, so two runs with one seed see the same cloud answers."""
     if cfg.backend == "reference":
         return InProcessCloud(accuracy=cfg.accuracy, seed=seed)
     from cloud_gateway.client import GatewayCloud
 
-    return GatewayCloud(cfg.address, cfg.api_key)
+    return GatewayCloud(cfg.address, cfg.api_key, key_prefix=f"{run_id}/" if run_id else "")

@@ -44,6 +44,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,7 @@ class Context:
     method: object
     data_rng: np.random.Generator
     lam: float
+    run_id: str = ""  # random, fixed at the start, kept across resume (prefixes gateway Assist keys)
     step: int = 0  # global steps completed
     phase: int = 0  # current phase index
     phase_step: int = 0  # steps completed in the current phase
@@ -109,6 +111,7 @@ def seed_everything(seed: int) -> None:
 def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progress: bool = True) -> Context:
     out.mkdir(parents=True, exist_ok=True)
     state = ckpt.load_state(out) if resume else None
+    run_id = (state or {}).get("run_id") or uuid.uuid4().hex[:12]
     if not resume and (out / "state.json").exists():
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     seed_everything(cfg.train.seed)
@@ -124,7 +127,8 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progr
     optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     ctx = Context(
         cfg=cfg, out=out, model=model, tokenizer=tokenizer, optimizer=optimizer,
-        engine=(engine_factory or make_engine_factory(cfg.model, cfg.train))(model, tokenizer), cloud=make_cloud(cfg.cloud, cfg.train.seed),
+        engine=(engine_factory or make_engine_factory(cfg.model, cfg.train))(model, tokenizer),
+        cloud=make_cloud(cfg.cloud, cfg.train.seed, run_id), run_id=run_id,
         method=make_method(cfg.train), data_rng=np.random.default_rng(cfg.train.seed), lam=cfg.train.lambda_init,
     )
     if state is None:
@@ -172,7 +176,7 @@ def run_warmup(cfg: RunConfig, out: Path, model, tokenizer, show: bool = True) -
 def save(ctx: Context) -> None:
     state = {
         "lambda": ctx.lam, "step": ctx.step, "phase": ctx.phase, "phase_step": ctx.phase_step,
-        "evals_done": ctx.evals_done, "rng": ckpt.rng_state(ctx.data_rng),
+        "run_id": ctx.run_id, "evals_done": ctx.evals_done, "rng": ckpt.rng_state(ctx.data_rng),
     }
     ckpt.save_checkpoint(ctx.out, ctx.model, ctx.optimizer, state)
 

@@ -59,3 +59,12 @@ def test_training_steps_are_metered_by_the_gateway(gateway, keys, tmp_path):
     assert sum(r["cloud_queries"] for r in records) == 4
     assert budget.cloud_calls == 4 + 2
     assert budget.tokens > 0 and budget.lifetime_ratio == 0.5
+
+    # A second run on the same device key: its Assist keys carry its own run id, so none of them
+    # replays the first run's (train/<step>/<b> and eval/<tag>/<id> repeat across runs).
+    second = train(cfg, tmp_path / "run2", engine_factory=HalfHelp(), progress=False)
+    first_id = json.loads((tmp_path / "run" / "state.json").read_text())["run_id"]
+    assert second.run_id and second.run_id != first_id
+    budget = AdminClient(gateway.address, keys.admin).budgets(device="d1", task="math").budgets[0]
+    assert (budget.responses, budget.help_requests) == (32, 16)
+    assert budget.cloud_calls == 2 * (4 + 2)
