@@ -61,23 +61,56 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 25)
     return LogisticRouter(mean, scale, theta[:-1], float(theta[-1]), single_class=len(set(y.tolist())) < 2)
 
 
+def _prefix_chunks(prompt_ids: list[list[int]], batch: int, min_share: int = 32) -> list[list[list[int]]]:
+    """Consecutive prompts in chunks of at most `batch`; a new chunk starts where a prompt shares
+    fewer than `min_share` leading tokens with its chunk's first (another task's system prompt)."""
+    from trainer.lean import common_prefix_len
+
+    chunks: list[list[list[int]]] = []
+    for p in prompt_ids:
+        if chunks and len(chunks[-1]) < batch and common_prefix_len([chunks[-1][0], p]) >= min_share:
+            chunks[-1].append(p)
+        else:
+            chunks.append([p])
+    return chunks
+
+
 def prompt_features(model, prompt_ids: list[list[int]], pad_id: int, batch: int = 16) -> np.ndarray:
-    """(N, hidden) mean over each prompt's tokens of the model's last hidden state (no gradient)."""
+    """(N, hidden) mean over each prompt's tokens of the model's last hidden state (no gradient).
+
+    Prompts of one task share their system prompt: per batch, that common prefix runs once and
+    each prompt's own tokens run on its KV cache (the prefix's hidden states are the same in every
+    row, so the mean is exact); logits are kept for one position only."""
     import torch
+
+    from trainer.lean import common_prefix_len
 
     device = next(model.parameters()).device
     out = []
     with torch.no_grad():
-        for i in range(0, len(prompt_ids), batch):
-            rows = prompt_ids[i:i + batch]
-            width = max(len(r) for r in rows)
+        for rows in _prefix_chunks(prompt_ids, batch):
+            prefix = min(common_prefix_len(rows), min(len(r) for r in rows) - 1)
+            rest = [r[prefix:] for r in rows]
+            width = max(len(r) for r in rest)
             ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
             attn = torch.zeros_like(ids)
-            for k, r in enumerate(rows):  # right padding: positions start at 0 in every row
+            for k, r in enumerate(rest):  # right padding: positions start right after the prefix
                 ids[k, :len(r)] = torch.tensor(r)
                 attn[k, :len(r)] = 1
             ids, attn = ids.to(device), attn.to(device)
-            hidden = model(input_ids=ids, attention_mask=attn, output_hidden_states=True).hidden_states[-1]
+            kwargs, total = {}, torch.zeros(len(rows), 1, device=device)
+            if prefix > 0:
+                pre = model(input_ids=torch.tensor([rows[0][:prefix]], device=device), use_cache=True,
+                            output_hidden_states=True, logits_to_keep=1)
+                pre_sum = pre.hidden_states[-1][0].sum(0)  # (hidden,)
+                pre.cache.batch_repeat_interleave(len(rows))
+                kwargs["cache"] = pre.cache
+                attn_full = torch.cat([torch.ones(len(rows), prefix, dtype=attn.dtype, device=device), attn], 1)
+            else:
+                pre_sum, attn_full = 0.0, attn
+            hidden = model(input_ids=ids, attention_mask=attn_full, output_hidden_states=True,
+                           logits_to_keep=1, **kwargs).hidden_states[-1]  # (n, T, hidden)
             m = attn.unsqueeze(-1).to(hidden.dtype)  # (n, T, 1)
-            out.append(((hidden * m).sum(1) / m.sum(1)).float().cpu().numpy())
+            total = (hidden * m).sum(1) + pre_sum
+            out.append((total / (m.sum(1) + prefix)).float().cpu().numpy())
     return np.concatenate(out)

@@ -228,3 +228,28 @@ def test_tiny_gvpo_uses_the_log_ratio_to_the_reference(tiny_cfg, scripted, tmp_p
     assert ctx.method.logratio.shape == (2, 4)
     assert float(np.abs(ctx.method.logratio).max()) > 0
     assert [m["lambda_next"] for m in metrics] == [0.5, 0.5]
+
+
+def test_router_features_share_the_system_prompt_exactly():
+    """prompt_features runs each task's common prefix once; the means equal one-prompt-at-a-time."""
+    import torch
+
+    from collab.tasks import get_task
+    from trainer.config import ModelConfig
+    from trainer.models import load_policy
+    from trainer.prompting import prompt_ids
+    from trainer.router import _prefix_chunks, prompt_features
+
+    model, tok = load_policy(ModelConfig(name_or_path="tiny-random"), seed=0)
+    model.eval()
+    prompts = [prompt_ids(tok, ex) for t in ("math", "science") for ex in get_task(t).examples("test", n=5, seed=0)]
+    a, b = list(range(40)), list(range(100, 140))  # two "system prompts" of 40 tokens
+    hand = _prefix_chunks([a + [1], a + [2], a + [3], b + [1], b + [2]], batch=2)
+    assert [len(c) for c in hand] == [2, 1, 2]  # full chunk, then a new one at the prefix change
+    assert [len(c) for c in _prefix_chunks([a + [1], a[:10] + [2]], batch=8)] == [1, 1]  # 10 < 32 shared
+    with torch.no_grad():
+        ref = np.stack([model(input_ids=torch.tensor([p]), output_hidden_states=True).hidden_states[-1][0].mean(0).numpy()
+                        for p in prompts])
+    got = prompt_features(model, prompts, tok.pad_token_id, batch=3)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, atol=1e-5)
