@@ -136,7 +136,8 @@ class BatchSampler:
 
     Each prompt is decoded once into sequence b*n and copied into the n-1 sibling sequences with
     `llama_memory_seq_cp` (a unified KV cache shares those cells, so the copy costs no memory);
-    every decode step then carries one token per unfinished sequence. Sampling is plain
+    every decode step then carries one token per unfinished sequence. The prefix that all prompts
+    of a call share (the system prompt of one task) is decoded once and shared the same way. Sampling is plain
     temperature sampling from numpy (no top-k/top-p/penalties: the distribution the torch engine
     samples), seeded per call, and returns each token's log-prob under that sampling distribution
     so the trainer can measure the sampler/policy mismatch. Temperature 0 is greedy (log-prob at
@@ -206,6 +207,27 @@ class BatchSampler:
         if rc != 0:
             raise RuntimeError(f"llama_decode failed with {rc} (KV cache full? n_ctx={self.n_ctx})")
 
+    MIN_SHARED_PREFIX = 16  # below this, sharing a prefix saves less than it costs
+
+    @classmethod
+    def shared_prefix_len(cls, prompts: list[list[int]]) -> int:
+        """Tokens that every prompt starts with, leaving each at least one token of its own
+        (its last position's logits start its samples); 0 for one prompt or a short prefix."""
+        if len(prompts) < 2:
+            return 0
+        k = min(len(p) for p in prompts) - 1
+        first = prompts[0]
+        for p in prompts[1:]:
+            k = next((i for i in range(k) if p[i] != first[i]), k)
+        return k if k >= cls.MIN_SHARED_PREFIX else 0
+
+    def _prefill(self, tokens: list[int], start: int, seq: int, *, logits_at_end: bool) -> None:
+        """Decode `tokens` at positions start.. into sequence `seq`, in chunks of n_batch."""
+        for lo in range(0, len(tokens), self.n_batch):
+            chunk = tokens[lo: lo + self.n_batch]
+            self._decode([(t, start + lo + k, seq, logits_at_end and lo + k == len(tokens) - 1)
+                          for k, t in enumerate(chunk)])
+
     def _logits(self, i: int) -> np.ndarray:
         """(n_vocab,) float32 view of the logits of the i-th output of the last decode (no copy)."""
         return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, i), shape=(self.n_vocab,))
@@ -227,10 +249,15 @@ class BatchSampler:
         llama_cpp.llama_memory_clear(mem, True)
         toks: list[list[int]] = [[] for _ in range(n_seqs)]
         logps: list[list[float]] = [[] for _ in range(n_seqs)]
+        # Prompts of one task share their system prompt: decode that prefix once into sequence 0
+        # and share its KV cells with every prompt's first sequence (unified KV cache).
+        shared = self.shared_prefix_len(prompts)
+        if shared:
+            self._prefill(prompts[0][:shared], 0, 0, logits_at_end=False)
+            for b in range(1, len(prompts)):
+                llama_cpp.llama_memory_seq_cp(mem, 0, b * n, -1, -1)
         for b, prompt in enumerate(prompts):  # prompt b -> sequence b*n, then copied to its siblings
-            for lo in range(0, len(prompt), self.n_batch):
-                chunk = prompt[lo: lo + self.n_batch]
-                self._decode([(t, lo + k, b * n, lo + k == len(prompt) - 1) for k, t in enumerate(chunk)])
+            self._prefill(prompt[shared:], shared, b * n, logits_at_end=True)
             for s in range(b * n + 1, (b + 1) * n):
                 llama_cpp.llama_memory_seq_cp(mem, b * n, s, -1, -1)
             logits = self._logits(-1)  # the prompt's last position, shared by its n samples

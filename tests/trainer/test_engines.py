@@ -150,3 +150,40 @@ def test_sampling_without_the_adapter_is_far_from_the_policy_and_seeds_repeat(ct
     base = [[engine._rollout(ids, lp) for ids, lp in g] for g in raw]
     kl_synced, kl_base = kl_of(synced), kl_of(base)
     assert kl_synced < 0.05 and kl_base > 3 * kl_synced, (kl_synced, kl_base)
+
+
+def test_shared_prefix_len_hand_computed():
+    from edge_agent.llm import BatchSampler
+
+    sys_ = list(range(100, 120))  # 20 shared tokens
+    assert BatchSampler.shared_prefix_len([sys_ + [1, 2], sys_ + [3], sys_ + [1, 5]]) == 20
+    assert BatchSampler.shared_prefix_len([sys_ + [1]]) == 0  # one prompt: nothing to share
+    assert BatchSampler.shared_prefix_len([sys_, sys_]) == 19  # each keeps its last token
+    assert BatchSampler.shared_prefix_len([sys_[:10] + [1], sys_[:10] + [2]]) == 0  # below the minimum
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_shared_prefix_prefill_gives_the_same_samples(ctx):
+    """Prompts of one task share the system prompt: decoding it once gives the same greedy tokens
+    and, up to llama.cpp's batch-layout noise (quantized kernels sum in a different order for other
+    batch shapes: ~0.01-0.03 nats here), the same log-probs as decoding every prompt whole."""
+    from collab.tasks import get_task
+    from edge_agent.llm import BatchSampler
+
+    prompts = [ctx.prompt_ids(ex) for ex in get_task("math").examples("test", n=4, seed=3)]
+    sampler = ctx.engine.sampler
+    assert BatchSampler.shared_prefix_len(prompts) > 100  # the system prompt
+    eos = ctx.engine.eos_ids
+    # One greedy token per prompt: it is read from the logits at the prompt's last position, the
+    # position whose KV the shared prefill changes; longer samples could part at a near-tie.
+    shared = sampler.sample(prompts, 1, 1, 0.0, 0, eos)
+    old = BatchSampler.MIN_SHARED_PREFIX
+    BatchSampler.MIN_SHARED_PREFIX = 10**9  # every prompt decoded whole
+    try:
+        whole = sampler.sample(prompts, 1, 1, 0.0, 0, eos)
+    finally:
+        BatchSampler.MIN_SHARED_PREFIX = old
+    for [(ta, la)], [(tb, lb)] in zip(shared, whole):
+        assert ta == tb
+        assert abs(la[0] - lb[0]) < 0.1
