@@ -29,8 +29,8 @@ def test_hierarchical_reward_freezes_the_assisted_value():
     assert hierarchical_reward(R, C, 0.05).tolist() == [1.0, 0.05, -0.1, 0.0]
 
 
-def test_no_cloud_reward_pays_nothing_for_the_trigger():
-    assert no_cloud_reward(R, C).tolist() == [1.0, 0.0, -0.1, 0.0]
+def test_no_cloud_reward_scores_the_trigger_as_an_unanswered_response():
+    assert no_cloud_reward(R, C).tolist() == [1.0, -0.1, -0.1, -0.1]
 
 
 def test_grpo_advantages_hand_computed():
@@ -173,7 +173,8 @@ def test_edge_family_trains_without_cloud_reward():
         m = make_method(_cfg(name))
         assert m.name == name and m.updates_lambda is False
         adv = m.advantages(np.array([[0.0, 1.0]]), np.array([[0.0, 1.0]]), 0.5)
-        assert adv.tolist() == [[0.0, 0.0]]  # the help request earned 0, same as the wrong answer
+        # the help request (cloud right, r = 1) scores -0.1 against the wrong answer's 0
+        assert adv[0, 1] < 0 < adv[0, 0]
 
 
 # ------------------------------------------------------------- defining rules on the tiny model
@@ -214,8 +215,10 @@ def test_tiny_gapg_filters_every_prompt_over_budget(tiny_cfg, scripted, tmp_path
 
 
 def test_tiny_edge_only_gives_the_trigger_nothing(tiny_cfg, scripted, tmp_path):
+    # HELP (answered right by the reference cloud: r = 1) vs WRONG (r = 0): under edge_only the
+    # help request scores -0.1, below the wrong answer, so it gets the negative advantage
     ctx, metrics = _run(tiny_cfg, scripted, tmp_path, "edge_only", [scripted.HELP, scripted.WRONG], "phases.0.steps=1")
-    assert all(m["collab_ratio"] == 0.5 and m["adv_abs_mean"] == 0 for m in metrics)
+    assert all(m["collab_ratio"] == 0.5 and m["adv_abs_mean"] > 0.9 for m in metrics)
     assert [m["lambda_next"] for m in metrics] == [0.5]
     _, da = _run(tiny_cfg, scripted, tmp_path, "da_grpo", [scripted.HELP, scripted.WRONG], "phases.0.steps=1")
     assert all(m["adv_abs_mean"] > 0 for m in da)  # the same rollouts do carry signal under DA-GRPO

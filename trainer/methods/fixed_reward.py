@@ -27,9 +27,15 @@ def hierarchical_reward(rewards, costs, assist: float) -> np.ndarray:
 
 
 def no_cloud_reward(rewards, costs) -> np.ndarray:
-    """Edge tuning only: the help trigger earns nothing, as if no cloud answered (r = 0 when c = 1)."""
+    """Edge tuning only: no cloud answers, so a help request is a response without an answer, and
+    it scores what any response without a well-formed answer scores: the format penalty -0.1
+    (r = -ALPHA_F when c = 1). Not 0: that would rank asking above every malformed answer, and a
+    model that mostly writes malformed answers (SmolLM2-135M) would learn to ask for a help that
+    never comes (it did, in the first micro runs: training ratio 0.9-1.0)."""
+    from collab.rewards import ALPHA_F
+
     r = np.asarray(rewards, dtype=np.float64)
     c = np.asarray(costs, dtype=np.float64)
     if r.shape != c.shape:
         raise ValueError(f"rewards {r.shape} and costs {c.shape} differ in shape")
-    return np.where(c > 0, 0.0, r)
+    return np.where(c > 0, -ALPHA_F, r)
