@@ -101,7 +101,7 @@ async def run_load(agents: Sequence[Agent], bodies: Sequence[dict], rate: float,
         t0, k, pending = time.monotonic(), 0, set()
         while not stop.is_set():
             due = t0 + k / rate
-            if duration_s and due - t0 >= duration_s:
+            if duration_s and k / rate >= duration_s:  # not due - t0: t0 + x - t0 can round below x
                 break
             try:  # sleep until request k is due, waking at once on stop
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, due - time.monotonic()))

@@ -34,7 +34,7 @@ def _wait(proc: subprocess.Popen, ready, what: str, log: Path, timeout_s: float 
         try:
             if ready():
                 return
-        except OSError:
+        except (OSError, httpx.TransportError):  # not listening yet (httpx's errors are no OSError)
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{what} not ready after {timeout_s:.0f} s: {log.read_text()[-2000:]}")
