@@ -19,6 +19,7 @@ import numpy as np
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from collab.protocol import HELP_TRIGGER, split_at_trigger
+from collab.tokens import shared_prefix_len
 from edge_agent.domain import ContextOverflow, Generation
 
 # Decoded tail inspected for the trigger, in tokens: the trigger is ~6 tokens in BPE vocabularies.
@@ -213,13 +214,7 @@ class BatchSampler:
     def shared_prefix_len(cls, prompts: list[list[int]]) -> int:
         """Tokens that every prompt starts with, leaving each at least one token of its own
         (its last position's logits start its samples); 0 for one prompt or a short prefix."""
-        if len(prompts) < 2:
-            return 0
-        k = min(len(p) for p in prompts) - 1
-        first = prompts[0]
-        for p in prompts[1:]:
-            k = next((i for i in range(k) if p[i] != first[i]), k)
-        return k if k >= cls.MIN_SHARED_PREFIX else 0
+        return shared_prefix_len(prompts, cls.MIN_SHARED_PREFIX) if len(prompts) > 1 else 0
 
     def _prefill(self, tokens: list[int], start: int, seq: int, *, logits_at_end: bool) -> None:
         """Decode `tokens` at positions start.. into sequence `seq`, in chunks of n_batch."""

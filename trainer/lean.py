@@ -79,15 +79,6 @@ def shared_prefix_logprobs(model, ids: torch.Tensor, attn: torch.Tensor, loss_ma
     return out * loss_mask
 
 
-def common_prefix_len(rows: list[list[int]]) -> int:
-    """Length of the longest common prefix of token lists."""
-    first = rows[0]
-    k = min(len(r) for r in rows)
-    for r in rows[1:]:
-        k = next((i for i in range(k) if r[i] != first[i]), k)
-    return k
-
-
 def _shared_group(model, ids, attn, loss_mask, plen: int) -> torch.Tensor:
     """Rows with one prompt of `plen` tokens: prefix once, then the completions on its cache."""
     return shared_prefix_logprobs(model, ids, attn, loss_mask, plen - 1)

@@ -64,7 +64,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 25)
 def _prefix_chunks(prompt_ids: list[list[int]], batch: int, min_share: int = 32) -> list[list[list[int]]]:
     """Consecutive prompts in chunks of at most `batch`; a new chunk starts where a prompt shares
     fewer than `min_share` leading tokens with its chunk's first (another task's system prompt)."""
-    from trainer.lean import common_prefix_len
+    from collab.tokens import common_prefix_len
 
     chunks: list[list[list[int]]] = []
     for p in prompt_ids:
@@ -83,13 +83,13 @@ def prompt_features(model, prompt_ids: list[list[int]], pad_id: int, batch: int 
     row, so the mean is exact); logits are kept for one position only."""
     import torch
 
-    from trainer.lean import common_prefix_len
+    from collab.tokens import shared_prefix_len
 
     device = next(model.parameters()).device
     out = []
     with torch.no_grad():
         for rows in _prefix_chunks(prompt_ids, batch):
-            prefix = min(common_prefix_len(rows), min(len(r) for r in rows) - 1)
+            prefix = shared_prefix_len(rows)
             rest = [r[prefix:] for r in rows]
             width = max(len(r) for r in rest)
             ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -98,7 +98,7 @@ def prompt_features(model, prompt_ids: list[list[int]], pad_id: int, batch: int 
                 ids[k, :len(r)] = torch.tensor(r)
                 attn[k, :len(r)] = 1
             ids, attn = ids.to(device), attn.to(device)
-            kwargs, total = {}, torch.zeros(len(rows), 1, device=device)
+            kwargs = {}
             if prefix > 0:
                 pre = model(input_ids=torch.tensor([rows[0][:prefix]], device=device), use_cache=True,
                             output_hidden_states=True, logits_to_keep=1)

@@ -69,6 +69,8 @@ def fit_warmup(model, tokenizer, tasks: list[str], spec: WarmupConfig, progress=
     `progress(step, steps, loss)` is called after each step."""
     import torch
 
+    from collab.protocol import HELP_TRIGGER
+    from collab.tokens import shared_prefix_len
     from trainer import lean
     from trainer.batch import build_batch
     from trainer.prompting import prompt_ids
@@ -82,11 +84,11 @@ def fit_warmup(model, tokenizer, tasks: list[str], spec: WarmupConfig, progress=
         prompts = [prompt_ids(tokenizer, ex) for ex in examples]
         texts = warmup_targets(examples, spec.help_share, spec.data_seed)
         # EOS ends a solved answer; a help request ends at the trigger (generation stops there)
-        targets = [tokenizer(t, add_special_tokens=False).input_ids + ([] if "external assistance" in t else [eos])
+        targets = [tokenizer(t, add_special_tokens=False).input_ids + ([] if HELP_TRIGGER in t else [eos])
                    for t in texts]
         ids, attn, mask = build_batch(prompts, targets, tokenizer.pad_token_id)
-        prefix = min(lean.common_prefix_len(prompts), min(len(p) for p in prompts) - 1)
-        if prefix > 0:
+        prefix = shared_prefix_len(prompts)
+        if prefix:
             logp = lean.shared_prefix_logprobs(model, ids, attn, mask, prefix)
         else:
             logp = lean.token_logprobs(model, ids, attn, mask, share_prompt=False)

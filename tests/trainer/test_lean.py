@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from collab.tokens import common_prefix_len
 from trainer import lean
 from trainer.batch import build_batch
 from trainer.config import ModelConfig
@@ -122,9 +123,9 @@ def test_lean_equals_plain_on_smollm2():
 
 
 def test_common_prefix_len_hand_computed():
-    assert lean.common_prefix_len([[1, 2, 3], [1, 2, 4], [1, 2, 3, 5]]) == 2
-    assert lean.common_prefix_len([[1, 2], [1, 2]]) == 2
-    assert lean.common_prefix_len([[7], [8, 1]]) == 0
+    assert common_prefix_len([[1, 2, 3], [1, 2, 4], [1, 2, 3, 5]]) == 2
+    assert common_prefix_len([[1, 2], [1, 2]]) == 2
+    assert common_prefix_len([[7], [8, 1]]) == 0
 
 
 def test_shared_prefix_of_different_prompts_equals_plain_pass():
@@ -136,7 +137,7 @@ def test_shared_prefix_of_different_prompts_equals_plain_pass():
     ids, attn, mask = build_batch(prompts, comps, tok.pad_token_id)
     adv = torch.randn(len(comps), generator=gen)
     batch = (ids, attn, mask, adv, 3, 1)
-    k = lean.common_prefix_len(prompts)
+    k = common_prefix_len(prompts)
     assert k == 3
     ref = _loss_and_grads(model, _plain(model), batch)
     got = _loss_and_grads(model, lambda i, a, m: lean.shared_prefix_logprobs(model, i, a, m, k), batch)
