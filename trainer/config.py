@@ -81,6 +81,8 @@ class TrainConfig(_Strict):
     train_pool: int = Field(512, ge=1, description="train examples drawn per task; steps sample from it")
     eval_every: int = Field(0, ge=0, description="evaluate every N steps (0: only at phase ends)")
     eval_n: int = Field(16, ge=1, description="held-out test examples per task at each evaluation")
+    eval_tasks: list[str] = Field(default_factory=list, description="evaluate only these tasks (each once "
+                                  "seen); empty: every task seen so far")
     eval_max_new_tokens: int | None = Field(None, ge=1, description="eval generation limit (default: max_new_tokens)")
     eval_at_start: bool = Field(True, description="evaluate the untrained model before step 1")
     math_grader: Literal["exact", "equiv"] = Field("exact", description="paper: exact string match")
@@ -182,7 +184,18 @@ class RunConfig(_Strict):
         for t in self.warmup.tasks if known is not None else ():
             if t not in known:
                 raise ValueError(f"warmup.tasks: unknown task {t!r}; known: {known}")
+        trained = [t for p in self.phases for t in p.task_names()]
+        for t in self.train.eval_tasks:
+            if t not in trained:
+                raise ValueError(f"train.eval_tasks: {t!r} is not a task of any phase; phase tasks: "
+                                 f"{list(dict.fromkeys(trained))}")
         return self
+
+    def eval_task_names(self, upto_phase: int) -> list[str]:
+        """Tasks evaluated at the end of phase `upto_phase`: those seen so far, in order of appearance,
+        restricted to train.eval_tasks when it is set."""
+        seen = dict.fromkeys(t for p in self.phases[: upto_phase + 1] for t in p.task_names())
+        return [t for t in seen if not self.train.eval_tasks or t in self.train.eval_tasks]
 
     def warmup_tasks(self) -> list[str]:
         """The warm-up's tasks: as configured, else every task of the phases in order of appearance."""

@@ -229,7 +229,8 @@ def task_taus(cfg: RunConfig) -> dict[str, float]:
 
 
 def seen_tasks(cfg: RunConfig, upto_phase: int) -> list[str]:
-    return list(dict.fromkeys(t for p in cfg.phases[: upto_phase + 1] for t in p.task_names()))
+    """The tasks every method is evaluated on (and the router fitted on) at the end of a phase."""
+    return cfg.eval_task_names(upto_phase)
 
 
 # ----------------------------------------------------------------------------------------- running
@@ -348,7 +349,7 @@ def edge_evals_at(ctx, spec: ExperimentSpec, methods: tuple[str, ...], k: int) -
     tasks, taus = seen_tasks(cfg, k), task_taus(cfg)
     pad = ctx.tokenizer.pad_token_id
     router = None
-    if "router" in methods:
+    if "router" in methods and tasks:
         train = [ex for t in tasks for ex in test_examples(cfg, t, "train", spec.router_train_n)]
         fail = [not ok for ok in greedy_correct(ctx, train)]
         router = fit_logistic(prompt_features(ctx.model, [ctx.prompt_ids(ex) for ex in train], pad),

@@ -187,8 +187,8 @@ def train_pools(ctx: Context) -> dict[str, list[Example]]:
 
 
 def test_sets(ctx: Context, upto_phase: int) -> dict[str, list[Example]]:
-    """Held-out test examples of every task seen up to and including `upto_phase`."""
-    names = dict.fromkeys(t for p in ctx.cfg.phases[: upto_phase + 1] for t in p.task_names())
+    """Held-out test examples of every task seen up to and including `upto_phase` (train.eval_tasks)."""
+    names = ctx.cfg.eval_task_names(upto_phase)
     return {t: get_task(t).examples("test", n=ctx.cfg.train.eval_n, seed=ctx.cfg.train.seed) for t in names}
 
 

@@ -72,3 +72,14 @@ def test_missing_file_and_bad_set_syntax(tmp_path):
         load_config(tmp_path / "none.toml")
     with pytest.raises(UserError, match="key=value"):
         load_config(None, [PHASE, "train.lr"])
+
+
+def test_eval_tasks_restrict_the_phase_end_evaluations():
+    phases = 'phases=[{tasks=["math", "science"], steps=1, tau=0.3}, {tasks=["code"], steps=1, tau=0.5}]'
+    cfg = load_config(None, [phases])
+    assert cfg.eval_task_names(0) == ["math", "science"] and cfg.eval_task_names(1) == ["math", "science", "code"]
+    cfg = load_config(None, [phases, 'train.eval_tasks=["code", "math"]'])
+    assert cfg.eval_task_names(0) == ["math"]  # code is not seen yet at the end of phase 0
+    assert cfg.eval_task_names(1) == ["math", "code"]  # order of appearance, not of the list
+    with pytest.raises(UserError, match="train.eval_tasks: 'knowledge' is not a task of any phase"):
+        load_config(None, [phases, 'train.eval_tasks=["knowledge"]'])

@@ -132,6 +132,25 @@ def test_lambda_moves_only_for_da_grpo(experiment):
     assert da[0]["lambda_next"] == pytest.approx(expected)
 
 
+def test_eval_tasks_limit_every_method_and_the_router_to_those_tasks(tmp_path):
+    from trainer.experiment import load_preset, run_all
+
+    text = PRESET.replace('methods = ["cloud_only", "edge_only", "naive_router", "router", "grpo_fixed", "gvpo", '
+                          '"gapg", "da_grpo"]', 'methods = ["cloud_only", "router", "da_grpo"]')
+    text = text.replace('forgetting_task = "math-easy"', 'forgetting_task = "math-easy"\n'
+                        'set = [\'train.eval_tasks=["math-easy"]\']')
+    text = text.replace("[experiment.warmup]\nsteps = 2", "[experiment.warmup]\nsteps = 0")
+    (tmp_path / "p.toml").write_text(text)
+    summary = run_all(load_preset(tmp_path / "p.toml"), tmp_path / "out", echo=lambda *_: None)
+    assert summary["finished_runs"] == 3
+    for group, method in (("cloud_only", "cloud_only"), ("edge", "router"), ("da_grpo", "da_grpo")):
+        ev = json.loads((tmp_path / "out" / "s1" / group / "seed0" / "result.json").read_text())[method]["evals"]
+        assert {tag: set(tasks) for tag, tasks in ev.items()} == {"phase0_end": {"math-easy"},
+                                                                  "phase1_end": {"math-easy"}}, method
+    row = summary["scenarios"]["s1"]["methods"]["da_grpo"]
+    assert row["joint"]["during"][0] is not None and row["joint"]["post"][0] is not None
+
+
 def test_resume_skips_finished_runs_and_rebuilds_a_missing_evaluation(experiment):
     from trainer.experiment import run_all
 
