@@ -43,8 +43,15 @@ Departures from the paper:
  4. Optional format warm-up ([experiment.warmup], used by the SmolLM2 presets): supervised LoRA
     steps on reference answers in the paper's format (a random share replaced by a help request),
     fitted once per experiment into OUT/warmup/adapter; every run's LoRA starts from it
-    (model.init_adapter), so the llama.cpp engine and the edge agent serve it on the stock GGUF. The paper's instruct models follow
-    the format already; SmolLM2-135M does not, and without it every advantage is zero.
+    (model.init_adapter), so the llama.cpp engine and the edge agent serve it on the stock GGUF.
+    The paper's instruct models follow the format already; SmolLM2-135M does not, and without it
+    every advantage is zero.
+ 5. The micro and smollm2 presets start DA-GRPO from lambda_init 1.0 (the paper: 0.5; micro_table1
+    through `method_set`, the others in [base], which no baseline reads): with a few steps per
+    phase lambda cannot travel to the reward gap of asking, and below it the small model falls
+    into the all-ask state (docs/experiments.md, Fig. 4 analogue).
+ 6. `train.eval_tasks` may restrict the phase-end evaluations (and the routers' fits) to the
+    tasks the report uses -- the Table-1 presets evaluate the scenario's forgetting task only.
 """
 
 from __future__ import annotations

@@ -233,6 +233,30 @@ def test_tiny_gvpo_uses_the_log_ratio_to_the_reference(tiny_cfg, scripted, tmp_p
     assert [m["lambda_next"] for m in metrics] == [0.5, 0.5]
 
 
+def test_gvpo_log_ratio_equals_the_plain_forward(tiny_cfg, scripted, tmp_path):
+    """sequence_logratios uses the lean pass; on the local tokens it must equal the full-logits pass."""
+    import torch
+
+    from trainer.batch import build_batch
+    from trainer.loss import token_logprobs
+    from trainer.methods.gvpo import sequence_logratios
+
+    ctx, _ = _run(tiny_cfg, scripted, tmp_path, "gvpo", [scripted.HELP, scripted.WRONG], "phases.0.steps=1")
+    prompts = [[5, 6, 7, 8, 9], [5, 6, 7, 10]]  # groups with different prompt lengths (right padding)
+    tokens = [[[11, 12, 13], [14, 15]], [[16], [17, 18, 19, 20]]]
+    rollouts = [[type("R", (), {"token_ids": t})() for t in group] for group in tokens]
+    fast = sequence_logratios(ctx.model, ctx.tokenizer.pad_token_id, prompts, rollouts, micro_batch=3)
+    ids, attn, mask = build_batch([p for p in prompts for _ in range(2)], [t for g in tokens for t in g],
+                                  ctx.tokenizer.pad_token_id)
+    with torch.no_grad():
+        plain = token_logprobs(ctx.model(input_ids=ids, attention_mask=attn).logits, ids)
+        with ctx.model.disable_adapter():
+            ref = token_logprobs(ctx.model(input_ids=ids, attention_mask=attn).logits, ids)
+    expected = ((plain - ref) * mask).sum(-1).double().numpy().reshape(2, 2)
+    assert np.abs(expected).max() > 0  # one update moved the LoRA: the check is not 0 == 0
+    assert fast == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
 def test_router_features_share_the_system_prompt_exactly():
     """prompt_features runs each task's common prefix once; the means equal one-prompt-at-a-time."""
     import torch
