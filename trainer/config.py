@@ -75,7 +75,7 @@ class TrainConfig(_Strict):
     std_scaling: Literal["none", "group", "batch"] = Field("none", description="std scaling after combining")
     ppo_epochs: int = Field(1, ge=1, description="optimizer passes over each batch (PPO-style when > 1)")
     clip_eps: float = Field(0.2, gt=0, description="PPO ratio clip (used when ppo_epochs > 1)")
-    kl_beta: float = Field(0.0, ge=0, description="weight of the KL to the LoRA-disabled reference")
+    kl_beta: float = Field(0.0, ge=0, description="weight of the KL to the reference policy (the starting LoRA)")
     micro_batch: int = Field(8, ge=1, description="responses per forward/backward chunk (memory only)")
     seed: int = 0
     train_pool: int = Field(512, ge=1, description="train examples drawn per task; steps sample from it")

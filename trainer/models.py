@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -155,3 +156,32 @@ def load_policy(cfg: ModelConfig, adapter: str | Path | None = None, seed: int =
     )
     torch.manual_seed(seed)  # LoRA A is randomly initialised; B starts at zero
     return get_peft_model(model, lora), tokenizer
+
+
+# ------------------------------------------------------------------------------ reference policy
+# pi_ref (GVPO's log-ratio, the KL term) is the policy RL starts from. A run that starts from a
+# trained LoRA (model.init_adapter, or its own format warm-up) keeps that LoRA as a second, frozen
+# peft adapter named REFERENCE; otherwise the fresh LoRA (B = 0) equals the base, and pi_ref is the
+# LoRA-disabled model. Without this, a warm-up-started run measured its distance to the raw base
+# model, which never writes the answer format, and GVPO pulled the policy back to it.
+REFERENCE = "reference"
+
+
+def add_reference_adapter(model, adapter: str | Path) -> None:
+    """Load `adapter` as the frozen reference next to the trainable "default" LoRA."""
+    model.load_adapter(str(adapter), adapter_name=REFERENCE, is_trainable=False)
+    model.set_adapter("default")
+
+
+@contextmanager
+def reference_policy(model):
+    """Inside the block the model computes pi_ref (use under torch.no_grad())."""
+    if REFERENCE not in getattr(model, "peft_config", {}):
+        with model.disable_adapter():
+            yield
+        return
+    model.set_adapter(REFERENCE)
+    try:
+        yield
+    finally:
+        model.set_adapter("default")  # peft re-enables the gradients of "default" here

@@ -22,7 +22,8 @@ Departures from the paper, and choices it leaves open:
     policy input. Log-probs are summed, not length-normalised.
  4. Batch reduction: mean over prompts of the per-prompt estimator of eq. 8 (loss.py).
  5. Options beyond the paper, all off by default: std scaling after combining (group/batch),
-    several PPO-clipped passes per batch, KL to the LoRA-disabled base.
+    several PPO-clipped passes per batch, KL to the reference policy (the LoRA
+    RL started from: trainer.models.reference_policy).
  6. tau comes from the config per phase (or a schedule within a phase, paper D.3); with the
     gateway backend the gateway's measured ratio drives lambda and the device's count is logged
     beside it (`collab_ratio_device`), with a loud warning when they disagree.
@@ -67,7 +68,7 @@ from trainer.engines import make_engine_factory, mismatch
 from trainer.evaluate import evaluate
 from trainer.loss import pg_loss, token_logprobs
 from trainer.method import make_method
-from trainer.models import load_policy
+from trainer.models import add_reference_adapter, load_policy, reference_policy
 
 log = logging.getLogger("dagrpo.train")
 
@@ -119,7 +120,11 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progr
     model, tokenizer = load_policy(cfg.model, adapter=adapter, seed=cfg.train.seed)
     if state is None and cfg.warmup.steps:
         run_warmup(cfg, out, model, tokenizer, progress)
+        model.save_pretrained(out / "reference")  # the warmed-up LoRA: pi_ref (trainer.models.REFERENCE)
         seed_everything(cfg.train.seed)  # RL starts from the same RNG state with or without a warm-up
+    ref_adapter = out / "reference" if cfg.warmup.steps else cfg.model.init_adapter
+    if ref_adapter:
+        add_reference_adapter(model, ref_adapter)
     model.train()
     if cfg.train.grad_checkpointing:
         lean.enable_grad_checkpointing(model)
@@ -240,7 +245,7 @@ def policy_update(ctx: Context, prompts, rollouts, adv: np.ndarray) -> tuple[flo
         if tc.ppo_epochs > 1 and not skip:
             old = {i: logp(sl) for i, sl in enumerate(chunks)}
         if tc.kl_beta > 0:
-            with ctx.model.disable_adapter():
+            with reference_policy(ctx.model):
                 ref = {i: logp(sl) for i, sl in enumerate(chunks)}
     total_loss, grad_norm = 0.0, 0.0
     for epoch in range(tc.ppo_epochs):

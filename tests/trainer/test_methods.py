@@ -227,7 +227,7 @@ def test_tiny_edge_only_gives_the_trigger_nothing(tiny_cfg, scripted, tmp_path):
 def test_tiny_gvpo_uses_the_log_ratio_to_the_reference(tiny_cfg, scripted, tmp_path):
     ctx, metrics = _run(tiny_cfg, scripted, tmp_path, "gvpo", [scripted.HELP, scripted.WRONG],
                         "train.method_args={beta=0.5}")
-    # step 2 runs after one update: the policy has left the LoRA-disabled reference
+    # step 2 runs after one update: the policy has left the reference (here the fresh, LoRA-disabled start)
     assert ctx.method.logratio.shape == (2, 4)
     assert float(np.abs(ctx.method.logratio).max()) > 0
     assert [m["lambda_next"] for m in metrics] == [0.5, 0.5]
@@ -255,6 +255,38 @@ def test_gvpo_log_ratio_equals_the_plain_forward(tiny_cfg, scripted, tmp_path):
     expected = ((plain - ref) * mask).sum(-1).double().numpy().reshape(2, 2)
     assert np.abs(expected).max() > 0  # one update moved the LoRA: the check is not 0 == 0
     assert fast == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
+def test_reference_policy_is_the_starting_lora_not_the_base(tiny_cfg, scripted, tmp_path):
+    """A run from a trained LoRA (init_adapter) measures GVPO's log-ratio against that LoRA: 0 before
+    any update, and the frozen reference adapter neither trains nor lands in checkpoints."""
+    import torch
+
+    from trainer.methods.gvpo import sequence_logratios
+    from trainer.models import REFERENCE, reference_policy
+    from trainer.train import train
+
+    first, _ = _run(tiny_cfg, scripted, tmp_path, "gvpo", [scripted.HELP, scripted.WRONG], "phases.0.steps=1")
+    start = tmp_path / "gvpo" / "adapter"  # a LoRA one update away from the base
+    ctx, _ = _run(tiny_cfg, scripted, tmp_path / "b", "gvpo", [scripted.HELP, scripted.WRONG], "phases.0.steps=1",
+                  f'model.init_adapter="{start}"')
+    assert REFERENCE in ctx.model.peft_config
+    assert not (tmp_path / "b" / "gvpo" / "adapter" / REFERENCE).exists()
+    prompts, rollouts = [[5, 6, 7, 8]], [[type("R", (), {"token_ids": t})() for t in ([11, 12], [13])]]
+    pad = ctx.tokenizer.pad_token_id
+    ref = {n.replace(f".{REFERENCE}.", "."): p for n, p in ctx.model.named_parameters() if f".{REFERENCE}." in n}
+    start_lora = {n.replace(".default.", "."): p for n, p in first.model.named_parameters() if ".default." in n}
+    assert ref and set(ref) == set(start_lora) and not any(p.requires_grad for p in ref.values())
+    assert all(torch.allclose(start_lora[n], ref[n]) for n in ref)  # the reference is the start LoRA exactly
+    # one step past its start: a non-zero log-ratio; before any step (max_steps=0): exactly 0
+    assert float(np.abs(sequence_logratios(ctx.model, pad, prompts, rollouts, 8)).max()) > 0
+    at_start = train(tiny_cfg('train.method="gvpo"', f'model.init_adapter="{start}"'), tmp_path / "c", max_steps=0,
+                     engine_factory=scripted.ScriptedEngine([scripted.HELP]), progress=False)
+    assert np.abs(sequence_logratios(at_start.model, pad, prompts, rollouts, 8)).max() < 1e-5
+    with reference_policy(ctx.model):
+        pass
+    trainable = [n for n, p in ctx.model.named_parameters() if p.requires_grad]
+    assert trainable and all(".default." in n for n in trainable)  # switching back re-enabled only "default"
 
 
 def test_router_features_share_the_system_prompt_exactly():

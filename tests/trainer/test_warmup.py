@@ -36,7 +36,8 @@ def test_config_errors_name_the_field(tmp_path):
 
 
 def _lora(model) -> dict:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+    """The trained LoRA (peft adapter "default"; a run from a warm-up also holds the frozen reference)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n and ".default." in n}
 
 
 def test_run_starts_from_the_warmup_and_resumes_exactly(tmp_path):
@@ -54,6 +55,9 @@ def test_run_starts_from_the_warmup_and_resumes_exactly(tmp_path):
     assert len(info["losses"]) == 3 and all(math.isfinite(x) for x in info["losses"])
     warmed = _lora(ctx0.model)
     assert any(not torch.equal(fresh[n], warmed[n]) for n in fresh)
+    # pi_ref of the run is the warmed-up LoRA (saved as OUT/reference), not the raw base
+    ref = {n.replace(".reference.", ".default."): p for n, p in ctx0.model.named_parameters() if ".reference." in n}
+    assert set(ref) == set(warmed) and all(torch.equal(ref[n], warmed[n]) for n in warmed)
     assert json.loads((tmp_path / "a" / "state.json").read_text())["step"] == 0
 
     # resume from step 0 == the uninterrupted run

@@ -75,7 +75,7 @@ class LlamaCppEngine:
 
     def sync_adapter(self) -> None:
         """Export the policy's current LoRA and swap it into the sampler (clears its KV cache)."""
-        self.model.save_pretrained(self._tmp / "peft")
+        self.model.save_pretrained(self._tmp / "peft", selected_adapters=["default"])
         export_adapter(self._tmp / "peft", self.gguf_path, self._tmp / "lora.gguf")
         self.sampler.set_adapter(str(self._tmp / "lora.gguf"))
 

@@ -1,13 +1,14 @@
 """Collaborative training with the fixed hierarchical reward under GVPO (Zhang et al. 2025, ref. [26]).
 
   r_fix = hierarchical_reward(r, c, assist[kind])                         (fixed_reward.py)
-  s_i   = sum over local tokens of log pi_theta(y_i|x) - log pi_ref(y_i|x)   (pi_ref: LoRA disabled)
+  s_i   = sum over local tokens of log pi_theta(y_i|x) - log pi_ref(y_i|x)   (pi_ref: the starting policy)
   w_i   = (r_fix_i - mean_g r_fix) - beta * (s_i - mean_g s)               (gvpo_weights.py)
 
 The trainer's loss with A = w has the gradient of GVPO's squared loss up to the constant factor
 beta (derivation in gvpo_weights.py), which AdamW absorbs. s is computed here, with no gradient,
 in `begin_step` (two extra lean forward passes per step: policy and reference) over the same local
-tokens the loss trains on (trainer.batch.build_batch). lambda is never used.
+tokens the loss trains on (trainer.batch.build_batch). pi_ref is the policy RL starts from (trainer.models.reference_policy: the warm-up
+or init_adapter LoRA, frozen; the LoRA-disabled base for a fresh LoRA). lambda is never used.
 Settings: train.method_args.beta (default 0.1) and assist_{math,code,mcq}.
 """
 
@@ -26,6 +27,7 @@ def sequence_logratios(model, pad_id: int, prompts, rollouts, micro_batch: int) 
 
     from trainer.batch import build_batch
     from trainer.lean import token_logprobs
+    from trainer.models import reference_policy
 
     B, G = len(rollouts), len(rollouts[0])
     rows_p = [prompts[b] for b in range(B) for _ in range(G)]
@@ -40,7 +42,7 @@ def sequence_logratios(model, pad_id: int, prompts, rollouts, micro_batch: int) 
             # the lean pass (trainer/lean.py): a group's prompt once, logits at completion tokens only;
             # equal to the plain pass on the mask (tests/trainer/test_lean.py), ~3x cheaper here
             logp = token_logprobs(model, ids[sl], attn[sl], mask[sl])
-            with model.disable_adapter():
+            with reference_policy(model):
                 ref = token_logprobs(model, ids[sl], attn[sl], mask[sl])
             out.append(((logp - ref) * mask[sl]).sum(-1).double().cpu())  # (n,)
     return torch.cat(out).numpy().reshape(B, G)
