@@ -83,7 +83,9 @@ def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
     """adapter/ (peft layout), optimizer.pt, then state.json; each replaced atomically."""
     tmp = out / "adapter.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, selected_adapters=["default"])  # not the frozen reference adapter
+    from trainer.models import save_trained_adapter
+
+    save_trained_adapter(model, tmp)
     old = out / "adapter.old"
     shutil.rmtree(old, ignore_errors=True)
     if (out / "adapter").exists():

@@ -184,24 +184,25 @@ class RunConfig(_Strict):
         for t in self.warmup.tasks if known is not None else ():
             if t not in known:
                 raise ValueError(f"warmup.tasks: unknown task {t!r}; known: {known}")
-        trained = [t for p in self.phases for t in p.task_names()]
+        trained = self.phase_tasks()
         for t in self.train.eval_tasks:
             if t not in trained:
-                raise ValueError(f"train.eval_tasks: {t!r} is not a task of any phase; phase tasks: "
-                                 f"{list(dict.fromkeys(trained))}")
+                raise ValueError(f"train.eval_tasks: {t!r} is not a task of any phase; phase tasks: {trained}")
         return self
+
+    def phase_tasks(self, upto_phase: int | None = None) -> list[str]:
+        """Tasks of the phases up to and including `upto_phase` (all by default), in order of appearance."""
+        phases = self.phases if upto_phase is None else self.phases[: upto_phase + 1]
+        return list(dict.fromkeys(t for p in phases for t in p.task_names()))
 
     def eval_task_names(self, upto_phase: int) -> list[str]:
         """Tasks evaluated at the end of phase `upto_phase`: those seen so far, in order of appearance,
         restricted to train.eval_tasks when it is set."""
-        seen = dict.fromkeys(t for p in self.phases[: upto_phase + 1] for t in p.task_names())
-        return [t for t in seen if not self.train.eval_tasks or t in self.train.eval_tasks]
+        return [t for t in self.phase_tasks(upto_phase) if not self.train.eval_tasks or t in self.train.eval_tasks]
 
     def warmup_tasks(self) -> list[str]:
         """The warm-up's tasks: as configured, else every task of the phases in order of appearance."""
-        if self.warmup.tasks:
-            return list(self.warmup.tasks)
-        return list(dict.fromkeys(t for p in self.phases for t in p.task_names()))
+        return list(self.warmup.tasks) if self.warmup.tasks else self.phase_tasks()
 
 
 def _task_groups() -> dict:

@@ -16,7 +16,7 @@ from trainer.rollout import HFEngine
 
 def evaluate_adapter(cfg: RunConfig, adapter: Path | None, *, n: int | None, tasks: list[str] | None
                      ) -> dict[str, TaskEval]:
-    names = tasks or list(dict.fromkeys(t for p in cfg.phases for t in p.task_names()))
+    names = tasks or cfg.phase_tasks()
     try:
         tests = {t: get_task(t).examples("test", n=n or cfg.train.eval_n, seed=cfg.train.seed) for t in names}
     except KeyError as exc:

@@ -235,11 +235,6 @@ def task_taus(cfg: RunConfig) -> dict[str, float]:
     return taus
 
 
-def seen_tasks(cfg: RunConfig, upto_phase: int) -> list[str]:
-    """The tasks every method is evaluated on (and the router fitted on) at the end of a phase."""
-    return cfg.eval_task_names(upto_phase)
-
-
 # ----------------------------------------------------------------------------------------- running
 
 def execute(run: Run, spec: ExperimentSpec) -> dict:
@@ -326,7 +321,7 @@ def cloud_only_evals(cfg: RunConfig) -> dict:
     for k in range(len(cfg.phases)):
         tag = f"phase{k}_end"
         evals[tag] = {}
-        for t in seen_tasks(cfg, k):
+        for t in cfg.eval_task_names(k):
             ok = cloud_answers(cfg, test_examples(cfg, t), tag)
             evals[tag][t] = routed_metrics(ok, ok, [True] * len(ok)) | {"local_accuracy": _acc(ok),
                                                                         "local_n": len(ok)}
@@ -353,7 +348,7 @@ def edge_evals_at(ctx, spec: ExperimentSpec, methods: tuple[str, ...], k: int) -
     from trainer.router import fit_logistic, prompt_features
 
     cfg, tag, seed = ctx.cfg, f"phase{k}_end", ctx.cfg.train.seed
-    tasks, taus = seen_tasks(cfg, k), task_taus(cfg)
+    tasks, taus = cfg.eval_task_names(k), task_taus(cfg)  # evaluated, and the router's data
     pad = ctx.tokenizer.pad_token_id
     router = None
     if "router" in methods and tasks:
@@ -409,7 +404,7 @@ def build_warmup(preset: Preset, out: Path, echo=print) -> Path:
     """Fit the format warm-up (trainer/warmup.py) once per experiment directory and save its LoRA
     adapter, the starting point of every run (resumable: an existing OUT/warmup/adapter is reused)."""
     from trainer.checkpoint import atomic_write_text
-    from trainer.models import load_policy
+    from trainer.models import load_policy, save_trained_adapter
     from trainer.warmup import fit_warmup
 
     spec = preset.experiment.warmup
@@ -424,7 +419,7 @@ def build_warmup(preset: Preset, out: Path, echo=print) -> Path:
     losses = fit_warmup(model, tok, tasks, spec,
                         lambda i, n, loss: echo(f"warm-up step {i}/{n}: loss {loss:.3f}"))
     tmp = target.with_name("adapter.tmp")
-    model.save_pretrained(tmp)
+    save_trained_adapter(model, tmp)
     atomic_write_text(out / "warmup" / "losses.json", json.dumps(losses))
     atomic_write_text(out / "warmup" / "info.json", json.dumps(
         {"tasks": tasks, "seconds": round(time.perf_counter() - t0, 1)}))

@@ -165,12 +165,18 @@ def load_policy(cfg: ModelConfig, adapter: str | Path | None = None, seed: int =
 # LoRA-disabled model. Without this, a warm-up-started run measured its distance to the raw base
 # model, which never writes the answer format, and GVPO pulled the policy back to it.
 REFERENCE = "reference"
+TRAINED = "default"  # peft's name for the adapter load_policy creates or loads
+
+
+def save_trained_adapter(model, path: str | Path) -> None:
+    """Save the trained LoRA only (peft layout), never the frozen reference next to it."""
+    model.save_pretrained(str(path), selected_adapters=[TRAINED])
 
 
 def add_reference_adapter(model, adapter: str | Path) -> None:
     """Load `adapter` as the frozen reference next to the trainable "default" LoRA."""
     model.load_adapter(str(adapter), adapter_name=REFERENCE, is_trainable=False)
-    model.set_adapter("default")
+    model.set_adapter(TRAINED)
 
 
 @contextmanager
@@ -184,4 +190,4 @@ def reference_policy(model):
     try:
         yield
     finally:
-        model.set_adapter("default")  # peft re-enables the gradients of "default" here
+        model.set_adapter(TRAINED)  # peft re-enables the gradients of the trained adapter here

@@ -68,7 +68,7 @@ from trainer.engines import make_engine_factory, mismatch
 from trainer.evaluate import evaluate
 from trainer.loss import pg_loss, token_logprobs
 from trainer.method import make_method
-from trainer.models import add_reference_adapter, load_policy, reference_policy
+from trainer.models import add_reference_adapter, load_policy, reference_policy, save_trained_adapter
 
 log = logging.getLogger("dagrpo.train")
 
@@ -120,9 +120,12 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progr
     model, tokenizer = load_policy(cfg.model, adapter=adapter, seed=cfg.train.seed)
     if state is None and cfg.warmup.steps:
         run_warmup(cfg, out, model, tokenizer, progress)
-        model.save_pretrained(out / "reference")  # the warmed-up LoRA: pi_ref (trainer.models.REFERENCE)
+        save_trained_adapter(model, out / "reference")  # the warmed-up LoRA: pi_ref (trainer.models.REFERENCE)
         seed_everything(cfg.train.seed)  # RL starts from the same RNG state with or without a warm-up
     ref_adapter = out / "reference" if cfg.warmup.steps else cfg.model.init_adapter
+    if cfg.warmup.steps and not ref_adapter.is_dir():  # a warm-up run started before pi_ref was kept
+        raise UserError(f"{out} has no reference/ adapter (the warmed-up LoRA that pi_ref needs); "
+                        "it was started by an older version: start it again in a new --out")
     if ref_adapter:
         add_reference_adapter(model, ref_adapter)
     model.train()

@@ -72,3 +72,15 @@ def test_run_starts_from_the_warmup_and_resumes_exactly(tmp_path):
     model = load_policy(start.model, adapter=start.model.init_adapter, seed=0)[0]
     final = _lora(model)
     assert all(np.allclose(final[n].numpy(), a[n].numpy(), atol=1e-6) for n in a)
+
+
+def test_resume_without_the_reference_adapter_fails_clearly(tmp_path):
+    import shutil
+
+    from trainer.train import train
+
+    cfg = load_config("configs/smoke.toml", ["warmup.steps=1", "warmup.batch=2"])
+    train(cfg, tmp_path / "a", max_steps=0, progress=False)
+    shutil.rmtree(tmp_path / "a" / "reference")  # as a run started before pi_ref was kept
+    with pytest.raises(UserError, match="no reference/ adapter"):
+        train(None, tmp_path / "a", resume=True, progress=False)

@@ -32,6 +32,7 @@ from collab.protocol import HELP_TRIGGER
 from dagrpo.errors import UserError
 from edge_agent.export import export_adapter
 from edge_agent.llm import BatchSampler
+from trainer.models import save_trained_adapter
 from trainer.rollout import Rollout, truncate_response
 
 # Decoded tail checked for the trigger after each token, in tokens (the trigger is ~6 tokens).
@@ -75,7 +76,7 @@ class LlamaCppEngine:
 
     def sync_adapter(self) -> None:
         """Export the policy's current LoRA and swap it into the sampler (clears its KV cache)."""
-        self.model.save_pretrained(self._tmp / "peft", selected_adapters=["default"])
+        save_trained_adapter(self.model, self._tmp / "peft")
         export_adapter(self._tmp / "peft", self.gguf_path, self._tmp / "lora.gguf")
         self.sampler.set_adapter(str(self._tmp / "lora.gguf"))
 
