@@ -75,7 +75,8 @@ def _serve(args) -> int:
     from cloud_gateway.config import load_settings
     from cloud_gateway.server import serve
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        force=True)  # over the dagrpo-wide --log-level
     flags = {k: v for k, v in dict(host=args.host, port=args.port, metrics_port=args.metrics_port,
                                    keys_file=args.keys_file, redis_url=args.redis_url,
                                    sqlite_path=args.sqlite_path, backend=args.backend).items() if v is not None}

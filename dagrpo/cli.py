@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from dagrpo.errors import UserError
@@ -26,6 +27,7 @@ COMMAND_MODULES: dict[str, str] = {
     "export-adapter": "edge_agent.cli",
     "fleet": "deploy.fleet_cli",
     "bench": "bench.cli",
+    "doctor": "dagrpo.doctor",
 }
 
 
@@ -35,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Budget-aware edge/cloud LLM collaboration with DA-GRPO.",
     )
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--log-level", dest="global_log_level", default="warning",
+                        choices=["debug", "info", "warning", "error"],
+                        help="logging threshold (default warning; debug shows llama.cpp's own log)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in dict.fromkeys(COMMAND_MODULES.values()):
         try:
@@ -56,6 +61,7 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(level=args.global_log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2

@@ -77,9 +77,11 @@ def _settings(args: argparse.Namespace):
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from dagrpo.doctor import require_llama
     from edge_agent.api import create_app
 
     settings = _settings(args)
+    require_llama(settings.model_path)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     return 0
 

@@ -12,6 +12,9 @@ trigger is detected by a stopping criterion on the decoded tail, so the returned
 from __future__ import annotations
 
 import ctypes
+import functools
+import logging
+import time
 from pathlib import Path
 
 import llama_cpp
@@ -25,11 +28,56 @@ from edge_agent.domain import ContextOverflow, Generation
 # Decoded tail inspected for the trigger, in tokens: the trigger is ~6 tokens in BPE vocabularies.
 _TRIGGER_WINDOW = 24
 
+log = logging.getLogger("dagrpo.llama_cpp")
+# ggml_log_level -> Python level. Only llama.cpp's errors reach the default WARNING threshold; its
+# warnings (e.g. one "cannot use buft" line per LoRA tensor) and chatter show with --log-level debug.
+_GGML_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.INFO, 3: logging.ERROR, 4: logging.DEBUG}
+_GGML_CONT = 5  # continues the previous message
+
+
+class _LogRouter:
+    """llama.cpp's log callback -> Python logging, one record per completed line."""
+
+    def __init__(self) -> None:
+        self.level, self.parts = logging.DEBUG, []
+
+    def __call__(self, level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        if level != _GGML_CONT:
+            self.level = _GGML_LEVELS.get(level, logging.DEBUG)
+        self.parts.append(text.decode("utf-8", errors="replace"))
+        if self.parts[-1].endswith("\n"):
+            line, self.parts = "".join(self.parts).rstrip(), []
+            if line:
+                log.log(self.level, "%s", line)
+
+
+@functools.cache
+def route_llama_logs():
+    """Install the router once per process; the ctypes callback is returned and cached, so it
+    stays referenced for the life of the process (a collected callback segfaults)."""
+    callback = llama_cpp.llama_log_callback(_LogRouter())
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    return callback
+
+
+def probe(model_path: str, n_tokens: int = 8) -> str:
+    """Load the model and decode `n_tokens` greedily: the check that a llama.cpp build runs on this
+    CPU (`dagrpo doctor` runs it in a child process; a build for another CPU dies with SIGILL)."""
+    route_llama_logs()
+    llm = llama_cpp.Llama(model_path=model_path, n_ctx=256, n_threads=2, verbose=False)
+    t0 = time.perf_counter()
+    out = llm.create_completion("The capital of France is", max_tokens=n_tokens, temperature=0.0)
+    n = out["usage"]["completion_tokens"]
+    features = [f.split(" = ")[0] for f in llama_cpp.llama_print_system_info().decode().split(" | ")
+                if f.endswith(" = 1")]
+    return f"decoded {n} tokens at {n / (time.perf_counter() - t0):.0f} tok/s; CPU features: {','.join(features)}"
+
 
 class LocalModel:
     def __init__(self, model_path: str, *, n_ctx: int = 2048, threads: int = 2, seed: int = 0,
                  adapter_path: str | None = None):
         self.model_path = model_path
+        route_llama_logs()
         self._llm = llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_threads=threads,
                                     n_threads_batch=threads, seed=seed, verbose=False)
         template = self._llm.metadata.get("tokenizer.chat_template")
@@ -148,9 +196,7 @@ class BatchSampler:
 
     def __init__(self, model_path: str, *, n_seq_max: int = 32, n_ctx: int = 8192, n_batch: int = 512,
                  threads: int = 2):
-        from llama_cpp._logger import set_verbose
-
-        set_verbose(False)  # llama.cpp's load chatter; the module-level log callback stays alive
+        route_llama_logs()
         mparams = llama_cpp.llama_model_default_params()
         self._model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), mparams)
         if not self._model:

@@ -5,7 +5,7 @@
 # Here the flags are part of the wheelhouse path, the build never reads pip's cache, and the
 # install only looks in that folder.
 #
-#   PY=.venv/bin/python LLAMA_CMAKE_ARGS="..." bash scripts/build-llama.sh
+#   PY=.venv/bin/python LLAMA_CMAKE_ARGS="..." bash scripts/build-llama.sh [--print-house]
 #
 # Default (portable x86-64): no -march=native; AVX/AVX2/FMA/F16C, no AVX-512, no AMX; no multimodal
 # library. Any x86-64 CPU since Haswell (2013) runs it. Faster native build for your own machine:
@@ -25,6 +25,7 @@ default_args() {
 ARGS="${LLAMA_CMAKE_ARGS:-$(default_args)}"
 key="$(printf '%s|%s|%s' "$LLAMA_CPP_VERSION" "$ARGS" "$("$PY" -c 'import sys; print(sys.version_info[:2])')" | sha256sum | cut -c1-16)"
 house=".wheelhouse/llama-cpp-python/$key"
+if [ "${1:-}" = "--print-house" ]; then echo "$house"; exit 0; fi
 if ! ls "$house"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   echo "building llama-cpp-python $LLAMA_CPP_VERSION (a few minutes) with CMAKE_ARGS=$ARGS"
   mkdir -p "$house.tmp"

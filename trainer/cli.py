@@ -48,7 +48,11 @@ def register(subparsers) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from dagrpo.doctor import require_llama
+    from edge_agent.settings import default_model_path
     from trainer.commands import demo
+
+    require_llama(default_model_path())  # a llama.cpp built for another CPU stops here, with the fix
 
     return demo(args.out, args.set)
 
