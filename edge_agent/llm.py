@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from collab.help_knob import ask_logit
 from collab.protocol import HELP_TRIGGER, split_at_trigger
 from collab.tokens import shared_prefix_len
 from edge_agent.domain import ContextOverflow, Generation
@@ -180,6 +182,32 @@ class LocalModel:
         self._llm.reset()
 
 
+def _logsumexp(z: np.ndarray) -> float:
+    m = float(z.max())
+    return m + math.log(float(np.exp(z.astype(np.float64) - m).sum()))
+
+
+class _KnobState:
+    """Per-sequence state of the help knob in one `sample_with_knob` call."""
+
+    def __init__(self, sampler: "BatchSampler", trigger: list[int], bias: float, plen: list[int],
+                 max_new_tokens: int):
+        self.sampler, self.trigger, self.bias, self.plen = sampler, list(trigger), bias, plen
+        self.max_new_tokens = max_new_tokens
+        self.text = [""] * len(plen)  # decoded response so far
+        self.scores = [-math.inf] * len(plen)
+        self.asked = [False] * len(plen)
+
+    def at_line_start(self, s: int, n_tokens: int) -> bool:
+        """Where the trigger may start: inside <think>, after a newline, with room for it."""
+        t = self.text[s]
+        return (t.endswith("\n") and "<think>" in t and "</think>" not in t
+                and n_tokens + len(self.trigger) <= self.max_new_tokens)
+
+    def advance(self, s: int, tok: int) -> None:
+        self.text[s] += self.sampler.piece(tok)
+
+
 class BatchSampler:
     """Sample n completions of each prompt as ONE llama.cpp batch (RL rollouts; low-level API).
 
@@ -213,6 +241,8 @@ class BatchSampler:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self._model))
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._adapter = None
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self._pieces: dict[int, str] = {}
 
     def close(self) -> None:
         if self._ctx:
@@ -273,6 +303,23 @@ class BatchSampler:
         """(n_vocab,) float32 view of the logits of the i-th output of the last decode (no copy)."""
         return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, i), shape=(self.n_vocab,))
 
+    def tokenize(self, text: str) -> list[int]:
+        """`text` as token ids (no BOS, special tokens not parsed)."""
+        buf = (llama_cpp.llama_token * (len(text) + 16))()
+        n = llama_cpp.llama_tokenize(self._vocab, text.encode("utf-8"), len(text.encode("utf-8")), buf, len(buf),
+                                     False, False)
+        if n < 0:
+            raise ValueError(f"could not tokenize {text[:40]!r}")
+        return list(buf[:n])
+
+    def piece(self, tok: int) -> str:
+        """The text of one token (cached)."""
+        if tok not in self._pieces:
+            buf = ctypes.create_string_buffer(128)
+            n = llama_cpp.llama_token_to_piece(self._vocab, tok, buf, len(buf), 0, False)
+            self._pieces[tok] = buf.raw[:max(n, 0)].decode("utf-8", errors="replace")
+        return self._pieces[tok]
+
     def sample(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, seed: int,
                eos: set[int], stop=None) -> list[list[tuple[list[int], list[float]]]]:
         """-> [prompt][sample] (token ids, log-prob of each under the sampling distribution).
@@ -280,14 +327,34 @@ class BatchSampler:
         A sequence ends at a token in `eos` (kept), when `stop(token_ids)` is true, or at
         `max_new_tokens`.
         """
+        groups, _ = self.sample_with_knob(prompts, n, max_new_tokens, temperature, seed, eos, stop)
+        return groups
+
+    def sample_with_knob(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float,
+                         seed: int, eos: set[int], stop=None, *, help_bias: float | None = None,
+                         trigger: list[int] | None = None):
+        """`sample`, and with `help_bias` the help knob (collab.help_knob) -> (groups, ask scores).
+
+        At every position inside `<think>` that starts a line, the whole `trigger` is scored under
+        the model (its tokens decoded in a scratch sequence that is dropped after), and the
+        sequence asks iff logit + help_bias > 0 (greedy; sampling: with probability sigmoid): the
+        trigger tokens are appended and the sequence ends. Where it does not ask, the trigger's
+        first token is banned at that position. Ask scores [prompt][sample] = the largest logit
+        over a sequence's line starts (-inf: none); all -inf without the knob.
+        """
         n_seqs = len(prompts) * n
         need = sum(len(p) for p in prompts) + n_seqs * max_new_tokens
-        if n_seqs > self.n_seq_max or need > self.n_ctx:
+        knob = help_bias is not None
+        if knob and not trigger:
+            raise ValueError("the help knob needs the trigger's token ids")
+        if n_seqs + knob > self.n_seq_max or need + knob * len(trigger or ()) > self.n_ctx:
             raise ValueError(f"{n_seqs} sequences needing {need} KV cells exceed n_seq_max={self.n_seq_max} / "
                              f"n_ctx={self.n_ctx}")
         rng = np.random.default_rng(seed)
         mem = llama_cpp.llama_get_memory(self._ctx)
         llama_cpp.llama_memory_clear(mem, True)
+        knob_state = (_KnobState(self, trigger, help_bias, [len(prompts[s // n]) for s in range(n_seqs)],
+                                 max_new_tokens) if knob else None)
         toks: list[list[int]] = [[] for _ in range(n_seqs)]
         logps: list[list[float]] = [[] for _ in range(n_seqs)]
         # Prompts of one task share their system prompt: decode that prefix once into sequence 0
@@ -302,16 +369,57 @@ class BatchSampler:
             for s in range(b * n + 1, (b + 1) * n):
                 llama_cpp.llama_memory_seq_cp(mem, b * n, s, -1, -1)
             logits = self._logits(-1)  # the prompt's last position, shared by its n samples
+            logits = logits.copy() if knob else logits
             for s in range(b * n, (b + 1) * n):
-                self._push(toks[s], logps[s], logits, temperature, rng)
+                self._step(s, toks, logps, logits, temperature, rng, knob_state)
         plen = [len(prompts[s // n]) for s in range(n_seqs)]
-        live = [s for s in range(n_seqs) if not self._done(toks[s], max_new_tokens, eos, stop)]
+        asked = knob_state.asked if knob else [False] * n_seqs
+        live = [s for s in range(n_seqs) if not (asked[s] or self._done(toks[s], max_new_tokens, eos, stop))]
         while live:
             self._decode([(toks[s][-1], plen[s] + len(toks[s]) - 1, s, True) for s in live])
+            logits = [self._logits(i).copy() if knob else self._logits(i) for i in range(len(live))]
             for i, s in enumerate(live):
-                self._push(toks[s], logps[s], self._logits(i), temperature, rng)
-            live = [s for s in live if not self._done(toks[s], max_new_tokens, eos, stop)]
-        return [[(toks[s], logps[s]) for s in range(b * n, (b + 1) * n)] for b in range(len(prompts))]
+                self._step(s, toks, logps, logits[i], temperature, rng, knob_state)
+            live = [s for s in live if not (asked[s] or self._done(toks[s], max_new_tokens, eos, stop))]
+        scores = knob_state.scores if knob_state else [-math.inf] * n_seqs
+        return ([[(toks[s], logps[s]) for s in range(b * n, (b + 1) * n)] for b in range(len(prompts))],
+                [scores[b * n:(b + 1) * n] for b in range(len(prompts))])
+
+    def _step(self, s: int, toks, logps, logits: np.ndarray, temperature: float, rng, knob_state) -> None:
+        """Append sequence s's next token (or, where the knob says ask, the whole trigger)."""
+        if knob_state is None or not knob_state.at_line_start(s, len(toks[s])):
+            self._push(toks[s], logps[s], logits, temperature, rng)
+            if knob_state is not None:
+                knob_state.advance(s, toks[s][-1])
+            return
+        trig = knob_state.trigger
+        lp = self._trigger_logprobs(s, logits, trig, knob_state.plen[s] + len(toks[s]))
+        score = ask_logit(min(0.0, sum(lp)))
+        knob_state.scores[s] = max(knob_state.scores[s], score)
+        z = score + knob_state.bias
+        ask = z > 0 if temperature <= 0 else (z > -700 and rng.random() < 1.0 / (1.0 + math.exp(-z)))
+        if ask:
+            toks[s].extend(trig)
+            logps[s].extend(lp)
+            knob_state.asked[s] = True
+            return
+        logits = logits.copy()
+        logits[trig[0]] = -np.inf  # not here: the trigger may not start at this position
+        self._push(toks[s], logps[s], logits, temperature, rng)
+        knob_state.advance(s, toks[s][-1])
+
+    def _trigger_logprobs(self, s: int, logits: np.ndarray, trig: list[int], pos: int) -> list[float]:
+        """log p of each trigger token after sequence s, the rest decoded in a scratch sequence."""
+        lp = [float(logits[trig[0]] - _logsumexp(logits))]
+        if len(trig) > 1:
+            mem, scratch = llama_cpp.llama_get_memory(self._ctx), self.n_seq_max - 1
+            llama_cpp.llama_memory_seq_cp(mem, s, scratch, -1, -1)
+            self._decode([(t, pos + j, scratch, True) for j, t in enumerate(trig[:-1])])
+            for j, t in enumerate(trig[1:]):
+                row = self._logits(j)
+                lp.append(float(row[t] - _logsumexp(row)))
+            llama_cpp.llama_memory_seq_rm(mem, scratch, -1, -1)
+        return lp
 
     @staticmethod
     def _done(toks: list[int], max_new_tokens: int, eos: set[int], stop) -> bool:

@@ -1,0 +1,114 @@
+"""The inference-time budget knob: the model's own wish to ask for help, a bias on it, and its control.
+
+Where the help trigger may start (inside `<think>`, at a line start), the decoder scores the
+whole trigger under the model: log p = sum of the trigger tokens' log-probabilities, and its
+logit `s = log p - log(1 - p)`. With a help bias b the decoder asks there iff `s + b > 0`
+(greedy; sampling asks with probability sigmoid(s + b)); where it does not ask, the trigger's
+first token is banned at that position, so the text goes on without it. Along the path decoded
+with every ask refused (b = -inf), a query's *ask score* is the largest s over its line starts;
+the decoder then asks on query x iff score(x) + b > 0, exactly, so the help rate is monotone in b
+and the bias that gives a help rate tau on a set of queries is a quantile of their scores.
+
+Online (the edge agent), tau is the gateway's and can change at any time: the bias is the
+calibration quantile at an effective target tau_eff, recomputed from the ask scores of the last
+answers the device gave, and tau_eff is corrected by integral feedback from the ratio the gateway
+measures (so a shift of the score distribution or a wrong calibration is absorbed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+BIAS_LIMIT = 50.0  # |bias| in logit units: beyond it every query asks (or none does)
+
+
+def ask_logit(trigger_logp: float) -> float:
+    """logit(p) = log p - log(1 - p) of the trigger's total log-probability (<= 0), stably."""
+    if trigger_logp > 0:
+        raise ValueError(f"a log-probability is <= 0, got {trigger_logp}")
+    if trigger_logp == 0.0:
+        return math.inf
+    return trigger_logp - math.log(-math.expm1(trigger_logp))
+
+
+def asks(score: float, bias: float) -> bool:
+    """The greedy decision at the knob: ask iff score + bias > 0."""
+    return score + bias > 0
+
+
+def ask_probability(scores: list[float], bias: float) -> float:
+    """P(ask) along one path whose line starts have logits `scores`: 1 - prod(1 - sigmoid(s + b))."""
+    keep = 1.0
+    for s in scores:
+        z = s + bias
+        keep *= 1.0 / (1.0 + math.exp(z)) if z < 700 else 0.0
+    return 1.0 - keep
+
+
+def help_rate(scores: list[float], bias: float) -> float:
+    """Share of queries whose ask score passes the bias (greedy)."""
+    if not scores:
+        raise ValueError("no scores")
+    return sum(asks(s, bias) for s in scores) / len(scores)
+
+
+def calibrate_bias(scores: list[float], tau: float) -> float:
+    """The bias whose greedy help rate on `scores` is the nearest achievable to tau.
+
+    With the scores sorted from high to low and k = round(tau * n), the bias sits halfway
+    between the k-th and the (k+1)-th score, so exactly k queries ask. A query with no line start
+    (score -inf) never asks; the bias stays within +-BIAS_LIMIT.
+    """
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"tau must lie in [0, 1], got {tau}")
+    if not scores:
+        raise ValueError("calibration needs at least one score")
+    desc = sorted(scores, reverse=True)
+    k = round(tau * len(desc))
+    upper = desc[k - 1] if k > 0 else math.inf  # the lowest score that must ask
+    lower = desc[k] if k < len(desc) else -math.inf  # the highest score that must not
+    if math.isinf(upper) and math.isinf(lower):
+        return -BIAS_LIMIT if upper > 0 else BIAS_LIMIT
+    if math.isinf(upper):
+        threshold = lower + 1.0
+    elif math.isinf(lower):
+        threshold = upper - 1.0
+    else:
+        threshold = (upper + lower) / 2
+    return max(-BIAS_LIMIT, min(BIAS_LIMIT, -threshold))
+
+
+@dataclass
+class BiasController:
+    """Per task: bias = calibration quantile of the recent ask scores at tau_eff, where tau_eff =
+    tau + integral of the gateway-measured error (tau - ratio), clipped to [0, 1].
+
+    `gain` is the integral gain per update; `window` the number of recent scores kept.
+    """
+
+    tau: float
+    gain: float = 0.5
+    window: int = 64
+    integral: float = 0.0
+    scores: list[float] = field(default_factory=list)
+
+    @property
+    def tau_eff(self) -> float:
+        return min(1.0, max(0.0, self.tau + self.integral))
+
+    def bias(self, default: float = 0.0) -> float:
+        """The bias for the next answer (`default` until a score has been seen)."""
+        return calibrate_bias(self.scores, self.tau_eff) if self.scores else default
+
+    def observe_score(self, score: float) -> None:
+        self.scores = (self.scores + [score])[-self.window:]
+
+    def set_tau(self, tau: float) -> None:
+        """A new tau from the gateway: the integral of the old target's error is dropped."""
+        if tau != self.tau:
+            self.tau, self.integral = tau, 0.0
+
+    def observe_ratio(self, ratio: float) -> None:
+        """The gateway's measured help ratio over its window: integral feedback on tau_eff."""
+        self.integral = min(1.0, max(-1.0, self.integral + self.gain * (self.tau - ratio)))

@@ -1,0 +1,74 @@
+"""The help knob's math, by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from collab.help_knob import BIAS_LIMIT, BiasController, ask_logit, ask_probability, asks, calibrate_bias, help_rate
+
+
+def test_ask_logit_of_known_probabilities():
+    assert ask_logit(math.log(0.5)) == pytest.approx(0.0, abs=1e-12)
+    assert ask_logit(math.log(0.2)) == pytest.approx(math.log(0.2 / 0.8))
+    assert ask_logit(math.log(0.9)) == pytest.approx(math.log(9.0))
+    assert ask_logit(0.0) == math.inf
+    assert ask_logit(-800.0) == pytest.approx(-800.0)  # p tiny: logit ~ log p, no underflow
+    with pytest.raises(ValueError):
+        ask_logit(0.1)
+
+
+def test_ask_probability_along_a_path():
+    # two line starts with p = 0.5 each (logit 0): 1 - 0.5 * 0.5
+    assert ask_probability([0.0, 0.0], 0.0) == pytest.approx(0.75)
+    # bias log(3) turns p = 0.5 into 0.75 at one line start
+    assert ask_probability([0.0], math.log(3)) == pytest.approx(0.75)
+    assert ask_probability([], 5.0) == 0.0
+
+
+def test_calibration_puts_the_bias_between_the_kth_and_next_score():
+    scores = [3.0, 1.0, -1.0, -2.0]
+    b = calibrate_bias(scores, 0.5)  # k = 2: between 1.0 and -1.0 -> threshold 0 -> bias 0
+    assert b == pytest.approx(0.0)
+    assert help_rate(scores, b) == 0.5
+    b = calibrate_bias(scores, 0.25)  # k = 1: threshold (3 + 1)/2 = 2 -> bias -2
+    assert b == pytest.approx(-2.0) and help_rate(scores, b) == 0.25
+    assert help_rate(scores, calibrate_bias(scores, 0.0)) == 0.0  # bias -(3+1) = -4
+    assert calibrate_bias(scores, 0.0) == pytest.approx(-4.0)
+    assert help_rate(scores, calibrate_bias(scores, 1.0)) == 1.0  # bias -(-2-1) = 3
+    assert calibrate_bias(scores, 1.0) == pytest.approx(3.0)
+
+
+def test_calibration_with_queries_that_cannot_ask_and_limits():
+    scores = [2.0, -math.inf, -math.inf, -math.inf]
+    assert help_rate(scores, calibrate_bias(scores, 0.75)) == 0.25  # -inf never asks
+    assert calibrate_bias(scores, 0.75) == BIAS_LIMIT
+    assert calibrate_bias([100.0, 90.0], 0.0) == -BIAS_LIMIT  # clipped: 95 is past the limit
+    with pytest.raises(ValueError):
+        calibrate_bias([], 0.3)
+    with pytest.raises(ValueError):
+        calibrate_bias([1.0], 1.5)
+
+
+def test_decision_is_strict():
+    assert asks(1.0, -0.5) and not asks(1.0, -1.0)
+
+
+def test_controller_follows_a_new_tau_through_the_quantile_and_feedback():
+    c = BiasController(tau=0.5, gain=0.5, window=4)
+    assert c.bias(default=-7.0) == -7.0  # nothing seen yet
+    for s in (3.0, 1.0, -1.0, -2.0):
+        c.observe_score(s)
+    assert c.bias() == pytest.approx(0.0)  # tau 0.5 on the 4 scores
+    c.set_tau(0.25)
+    assert c.bias() == pytest.approx(-2.0)
+    c.observe_ratio(0.45)  # measured above target: integral 0.5 * (0.25 - 0.45) = -0.1
+    assert c.integral == pytest.approx(-0.1) and c.tau_eff == pytest.approx(0.15)
+    assert c.bias() == pytest.approx(-2.0)  # round(0.15 * 4) = 1: still one query asks
+    c.observe_score(5.0)  # window keeps the last 4: [1, -1, -2, 5]
+    assert c.scores == [1.0, -1.0, -2.0, 5.0]
+    c.set_tau(0.25)  # the same tau keeps the integral
+    assert c.integral == pytest.approx(-0.1)
+    c.set_tau(0.5)
+    assert c.integral == 0.0
