@@ -19,6 +19,7 @@ COMMAND_MODULES: dict[str, str] = {
     "demo": "trainer.cli",
     "train": "trainer.cli",
     "eval": "trainer.cli",
+    "calibrate": "trainer.cli",
     "experiment": "trainer.cli_experiment",
     "tasks": "collab.cli",
     "grade": "collab.cli",

@@ -16,6 +16,7 @@ import functools
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp
@@ -439,3 +440,65 @@ class BatchSampler:
             tok = int(np.argmax(z))
         toks.append(tok)
         logps.append(float(z[tok] - np.log(total)))
+
+
+@dataclass(frozen=True)
+class KnobAnswer:
+    text: str  # the response, cut after the trigger when it asked
+    asked: bool
+    score: float  # ask score: the largest trigger logit over its line starts (-inf: none)
+
+
+class KnobDecoder:
+    """Chat prompts -> greedy (or sampled) answers with the help knob, on one BatchSampler.
+
+    `decode(..., help_bias=-inf)` never asks and returns each query's ask score along the path it
+    takes; `decode(..., help_bias=b)` asks exactly on the queries whose score + b > 0
+    (collab.help_knob). Prompts go through the GGUF's own chat template, as on the device.
+    """
+
+    def __init__(self, model_path: str, *, adapter_path: str | None = None, threads: int = 2,
+                 n_seq_max: int = 16, n_ctx: int = 8192):
+        self.sampler = BatchSampler(model_path, n_seq_max=n_seq_max, n_ctx=n_ctx, threads=threads)
+        if adapter_path:
+            self.sampler.set_adapter(adapter_path)
+        model = self.sampler._model
+        vocab = self.sampler._vocab
+        buf = ctypes.create_string_buffer(1 << 16)
+        if llama_cpp.llama_model_meta_val_str(model, b"tokenizer.chat_template", buf, len(buf)) < 0:
+            raise ValueError(f"{model_path} has no tokenizer.chat_template in its metadata")
+        eos, bos = llama_cpp.llama_vocab_eos(vocab), llama_cpp.llama_vocab_bos(vocab)
+        self._formatter = Jinja2ChatFormatter(buf.value.decode("utf-8"), eos_token=self.sampler.piece(eos),
+                                              bos_token=self.sampler.piece(bos))
+        self.eos = {t for t in (eos, llama_cpp.llama_vocab_eot(vocab)) if t >= 0}
+        self.trigger = self.sampler.tokenize(HELP_TRIGGER)
+
+    def close(self) -> None:
+        self.sampler.close()
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        prompt = self._formatter(messages=messages).prompt
+        buf = (llama_cpp.llama_token * (4 * len(prompt) + 16))()
+        raw = prompt.encode("utf-8")
+        n = llama_cpp.llama_tokenize(self.sampler._vocab, raw, len(raw), buf, len(buf), False, True)
+        return list(buf[:n])
+
+    def _trigger_seen(self, toks: list[int]) -> bool:
+        return HELP_TRIGGER in "".join(self.sampler.piece(t) for t in toks[-_TRIGGER_WINDOW:])
+
+    def decode(self, conversations: list[list[dict[str, str]]], *, max_new_tokens: int, help_bias: float | None,
+               temperature: float = 0.0, seed: int = 0) -> list[KnobAnswer]:
+        """One answer per conversation; `help_bias=None` decodes without the knob (plain)."""
+        prompts = [self.prompt_tokens(m) for m in conversations]
+        per_call = max(1, min(self.sampler.n_seq_max - 1,
+                              (self.sampler.n_ctx - len(self.trigger)) // (max(map(len, prompts)) + max_new_tokens)))
+        out: list[KnobAnswer] = []
+        for lo in range(0, len(prompts), per_call):
+            groups, scores = self.sampler.sample_with_knob(
+                prompts[lo:lo + per_call], 1, max_new_tokens, temperature, seed + lo, self.eos,
+                stop=self._trigger_seen, help_bias=help_bias, trigger=self.trigger)
+            for (toks, _), (score,) in zip((g[0] for g in groups), scores):
+                text = "".join(self.sampler.piece(t) for t in toks if t not in self.eos)
+                local, asked = split_at_trigger(text)
+                out.append(KnobAnswer(local + HELP_TRIGGER if asked else text, asked, score))
+        return out

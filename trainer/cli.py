@@ -46,6 +46,24 @@ def register(subparsers) -> None:
     ev.add_argument("--base", action="store_true", help="evaluate the base model without the adapter")
     ev.set_defaults(func=_eval)
 
+    cal = subparsers.add_parser(
+        "calibrate", help="the help bias that makes a trained adapter ask on a share tau of queries",
+        description="Score every validation query's wish to ask (llama.cpp, the run's adapter), set the "
+        "help bias at the quantile that gives help rate tau, check it on the test split (predicted and "
+        "decoded), and write RUN_DIR/help_bias.json for the edge agent. See docs/edge.md#the-help-knob.",
+    )
+    cal.add_argument("--run", required=True, help="a run directory written by `dagrpo train` or `dagrpo demo`")
+    cal.add_argument("--tau", type=float, action="append", required=True,
+                     help="budget to calibrate for (repeatable: --tau 0.1 --tau 0.3)")
+    cal.add_argument("--tasks", default=None, help="comma-separated tasks (default: the run's evaluated tasks)")
+    cal.add_argument("--n-val", type=int, default=128, help="validation queries per task (default 128)")
+    cal.add_argument("--n-test", type=int, default=128, help="test queries per task (default 128)")
+    cal.add_argument("--max-new-tokens", type=int, default=None, help="default: the run's eval setting")
+    cal.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
+    cal.add_argument("--no-verify", action="store_true",
+                     help="skip decoding the test split with each bias (report the predicted rate only)")
+    cal.set_defaults(func=_calibrate)
+
 
 def _demo(args: argparse.Namespace) -> int:
     from dagrpo.doctor import require_llama
@@ -55,6 +73,18 @@ def _demo(args: argparse.Namespace) -> int:
     require_llama(default_model_path())  # a llama.cpp built for another CPU stops here, with the fix
 
     return demo(args.out, args.set)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from trainer.calibrate import calibrate_run, print_calibration
+
+    if args.n_val < 1 or args.n_test < 1:
+        raise SystemExit("dagrpo calibrate: --n-val and --n-test must be >= 1")
+    tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else None
+    result = calibrate_run(args.run, args.tau, tasks=tasks, n_val=args.n_val, n_test=args.n_test,
+                           max_new_tokens=args.max_new_tokens, threads=args.threads, verify=not args.no_verify)
+    print_calibration(result)
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

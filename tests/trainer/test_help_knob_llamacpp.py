@@ -1,0 +1,79 @@
+"""The help knob on the real SmolLM2 GGUF with a help-trained LoRA (a short format warm-up whose
+targets ask for help often): exactness and monotonicity of the bias, calibration, the sampled wish."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from collab.help_knob import calibrate_bias, help_rate
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def help_run(tmp_path_factory):
+    """A run directory whose adapter is a warm-up with half of its targets help requests."""
+    from trainer.commands import demo_config
+    from trainer.train import train
+
+    out = tmp_path_factory.mktemp("help-run")
+    cfg = demo_config(["warmup.steps=8", "warmup.help_share=0.5", "train.eval_at_start=false"])
+    train(cfg, out, max_steps=0, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def decoder(help_run):
+    from edge_agent.llm import KnobDecoder
+    from trainer.calibrate import adapter_gguf
+    from trainer.models import smollm2_gguf_path
+
+    d = KnobDecoder(str(smollm2_gguf_path()), adapter_path=str(adapter_gguf(help_run, smollm2_gguf_path())))
+    yield d
+    d.close()
+
+
+@pytest.fixture(scope="module")
+def queries():
+    from collab.tasks import get_task
+    from trainer import prompting
+
+    return [prompting.messages(ex) for ex in get_task("math").examples("test", n=24, seed=0)]
+
+
+def test_the_bias_decides_exactly_by_the_ask_score(decoder, queries):
+    scores = [a.score for a in decoder.decode(queries, max_new_tokens=48, help_bias=-math.inf)]
+    finite = [s for s in scores if math.isfinite(s)]
+    assert len(finite) >= len(scores) // 2, "the help-trained adapter should reach line starts inside <think>"
+    assert not any(a.asked for a in decoder.decode(queries, max_new_tokens=48, help_bias=-math.inf))
+    rates = []
+    for bias in sorted({-s + d for s in finite[:6] for d in (-0.01, 0.01)}):
+        asked = [a.asked for a in decoder.decode(queries, max_new_tokens=48, help_bias=bias)]
+        assert asked == [s + bias > 0 for s in scores], f"bias {bias:+.3f}"
+        rates.append(sum(asked) / len(asked))
+    assert rates == sorted(rates) and rates[0] < rates[-1]  # monotone, and it moves
+
+
+def test_calibration_hits_tau_on_the_scores_it_was_fitted_on(decoder, queries):
+    scores = [a.score for a in decoder.decode(queries, max_new_tokens=48, help_bias=-math.inf)]
+    n, n_finite = len(scores), sum(math.isfinite(s) for s in scores)
+    for tau in (0.1, 0.3, 0.5):
+        bias = calibrate_bias(scores, tau)
+        assert help_rate(scores, bias) == min(round(tau * n), n_finite) / n
+        asked = [a.asked for a in decoder.decode(queries, max_new_tokens=48, help_bias=bias)]
+        assert sum(asked) / n == help_rate(scores, bias)
+
+
+def test_sampled_ask_frequency_matches_the_wish(decoder, queries):
+    """At temperature 1 and bias 0 the knob asks at a line start with the probability the model
+    gives the whole trigger there; plain sampling asks about as often (K samples per query)."""
+    k, few = 24, queries[:4]
+    plain = [sum(a.asked for a in decoder.decode([q] * k, max_new_tokens=48, help_bias=None, temperature=1.0,
+                                                  seed=7)) / k for q in few]
+    knob = [sum(a.asked for a in decoder.decode([q] * k, max_new_tokens=48, help_bias=0.0, temperature=1.0,
+                                                 seed=7)) / k for q in few]
+    mean_plain, mean_knob = sum(plain) / len(plain), sum(knob) / len(knob)
+    sd = math.sqrt(max(mean_plain * (1 - mean_plain), 0.05) / (k * len(few)))
+    assert abs(mean_plain - mean_knob) < 4 * sd + 0.05, (plain, knob)
