@@ -19,6 +19,7 @@ COMMAND_MODULES: dict[str, str] = {
     "train": "trainer.cli",
     "eval": "trainer.cli",
     "experiment": "trainer.cli_experiment",
+    "simulate": "trainer.sim.cli",
     "tasks": "collab.cli",
     "grade": "collab.cli",
     "gateway": "cloud_gateway.cli",
