@@ -21,6 +21,7 @@ COMMAND_MODULES: dict[str, str] = {
     "eval": "trainer.cli",
     "calibrate": "trainer.cli",
     "experiment": "trainer.cli_experiment",
+    "simulate": "trainer.sim.cli",
     "tasks": "collab.cli",
     "grade": "collab.cli",
     "gateway": "cloud_gateway.cli",

@@ -3,7 +3,8 @@
 state.json holds lambda, the step counters, the completed evaluations and every RNG state
 (python, numpy global, the data sampler, torch CPU and CUDA), so a resumed run draws the same
 prompts and samples as an uninterrupted one. It is written last: it always names a complete
-adapter/optimizer pair.
+adapter/optimizer pair. torch is imported where it is used: the JSONL helpers serve torch-free
+readers too (trainer/plots.py for the simulator).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -42,15 +42,19 @@ def rewrite_jsonl(path: Path, records: list[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
-def _tensor_b64(t: torch.Tensor) -> str:
+def _tensor_b64(t) -> str:
     return base64.b64encode(t.numpy().tobytes()).decode()
 
 
-def _b64_tensor(s: str) -> torch.Tensor:
+def _b64_tensor(s: str):
+    import torch
+
     return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
 
 
 def rng_state(data_rng: np.random.Generator) -> dict:
+    import torch
+
     version, internal, gauss = random.getstate()
     state = {
         "python": [version, list(internal), gauss],
@@ -69,6 +73,8 @@ def _np_global_state():
 
 
 def set_rng_state(state: dict, data_rng: np.random.Generator) -> None:
+    import torch
+
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = state["numpy"]
@@ -81,6 +87,8 @@ def set_rng_state(state: dict, data_rng: np.random.Generator) -> None:
 
 def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
     """adapter/ (peft layout), optimizer.pt, then state.json; each replaced atomically."""
+    import torch
+
     tmp = out / "adapter.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     from trainer.models import save_trained_adapter

@@ -58,8 +58,13 @@ class ModelConfig(_Strict):
         return v
 
 
+# `train.method = "da_grpo_tracked"`: these defaults, each still overridable (docs/simulator.md says why).
+TRACKED = {"cost_baseline": "tau", "lambda_controller": "pid", "skip_zero_steps": True}
+
+
 class TrainConfig(_Strict):
-    method: str = Field("da_grpo", description="advantage method: da_grpo, or one in trainer.methods")
+    method: str = Field("da_grpo", description="advantage method: da_grpo (the paper), da_grpo_tracked (DA-GRPO "
+                        "with the TRACKED options as defaults), or one in trainer.methods")
     method_args: dict[str, float] = Field(
         default_factory=dict, description="settings of a trainer.methods baseline (keys in its module docstring)"
     )
@@ -71,7 +76,24 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0, description="gradient-norm clip")
     lambda_init: float = Field(0.5, ge=0, description="initial dual variable")
-    eta_lambda: float = Field(1e-2, ge=0, description="dual learning rate")
+    eta_lambda: float = Field(1e-2, ge=0, description="dual learning rate (the PID controller's K_i)")
+    # Options beyond the paper (trainer/advantages.py, trainer/dual.py); the defaults are the paper.
+    cost_baseline: Literal["group", "tau", "running"] = Field(
+        "group", description="baseline of the cost advantage: group mean (paper), tau, or a running mean of "
+        "the measured ratio; tau/running give an all-ask group a push away from asking"
+    )
+    cost_baseline_ema: float = Field(0.9, ge=0, lt=1, description="running cost baseline: EMA factor per step")
+    lambda_controller: Literal["ascent", "pid"] = Field(
+        "ascent", description="ascent: projected dual ascent (paper eq. 3); pid: PID Lagrangian (Stooke et al. "
+        "2020) with K_i = eta_lambda, warm start lambda_init, cap lambda_max and anti-windup"
+    )
+    pid_kp: float = Field(0.5, ge=0, description="pid: proportional gain on J_c_hat - tau")
+    pid_kd: float = Field(0.0, ge=0, description="pid: derivative gain on a rising J_c_hat")
+    lambda_max: float = Field(2.0, gt=0, description="pid: cap on lambda (asking never pays once lambda > ~1.1)")
+    skip_zero_steps: bool = Field(
+        False, description="no optimizer step on a batch whose advantages are all zero (else AdamW still "
+        "moves on momentum)"
+    )
     std_scaling: Literal["none", "group", "batch"] = Field("none", description="std scaling after combining")
     ppo_epochs: int = Field(1, ge=1, description="optimizer passes over each batch (PPO-style when > 1)")
     clip_eps: float = Field(0.2, gt=0, description="PPO ratio clip (used when ppo_epochs > 1)")
@@ -99,6 +121,22 @@ class TrainConfig(_Strict):
     lean_pass: bool = Field(True, description="logits only at completion positions (same loss and gradients)")
     share_prompt: bool = Field(True, description="lean pass: a group's prompt runs once, its KV shared by G rows")
     grad_checkpointing: bool = Field(False, description="recompute activations in backward (needs share_prompt=false)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tracked_flavour(cls, data):
+        """`method = "da_grpo_tracked"`: DA-GRPO with the tracking options as defaults (TRACKED)."""
+        if isinstance(data, dict) and data.get("method") == "da_grpo_tracked":
+            data = {**TRACKED, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _pid_needs_integral_gain(self):
+        if self.lambda_controller == "pid" and self.eta_lambda <= 0:
+            raise ValueError("train.eta_lambda: the pid controller uses it as K_i and needs it > 0")
+        if self.lambda_controller == "pid" and self.lambda_init > self.lambda_max:
+            raise ValueError(f"train.lambda_init {self.lambda_init} exceeds train.lambda_max {self.lambda_max}")
+        return self
 
     @model_validator(mode="after")
     def _checkpointing_without_cache(self):

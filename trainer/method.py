@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from trainer.advantages import dual_advantages, scale_advantages
+from trainer.advantages import dual_advantages, ema_update, scale_advantages
 from trainer.config import TrainConfig
 
 
@@ -27,21 +27,51 @@ class Method(Protocol):
 
 
 class DaGrpo:
-    """Paper eq. 7: group-centred r minus lambda times group-centred c, then optional std scaling."""
+    """Paper eq. 7: group-centred r minus lambda times the cost advantage, then optional std scaling.
 
-    name = "da_grpo"
+    The cost baseline (trainer/advantages.py) is the paper's group mean by default; `tau` reads the
+    step's budget (begin_step), `running` an EMA of the measured ratios of earlier steps
+    (end_step), started at the first step's tau and kept in the checkpoint (state_dict).
+    """
+
     updates_lambda = True
 
-    def __init__(self, std_scaling: str = "none"):
-        self.std_scaling = std_scaling
+    def __init__(self, std_scaling: str = "none", cost_baseline: str = "group", ema: float = 0.9,
+                 name: str = "da_grpo"):
+        self.name, self.std_scaling, self.cost_baseline, self.ema = name, std_scaling, cost_baseline, ema
+        self.tau: float | None = None
+        self.running: float | None = None
+
+    def begin_step(self, ctx=None, *, tau: float, **_) -> None:
+        self.tau = tau
+
+    def baseline_value(self) -> float | None:
+        if self.cost_baseline == "group":
+            return None
+        if self.tau is None:
+            raise RuntimeError(f"the {self.cost_baseline} cost baseline needs begin_step(tau=...) before advantages")
+        if self.cost_baseline == "running" and self.running is not None:
+            return self.running
+        return self.tau
 
     def advantages(self, rewards: np.ndarray, costs: np.ndarray, lam: float) -> np.ndarray:
-        return scale_advantages(dual_advantages(rewards, costs, lam), self.std_scaling)
+        adv = dual_advantages(rewards, costs, lam, self.cost_baseline, self.baseline_value())
+        return scale_advantages(adv, self.std_scaling)
+
+    def end_step(self, ratio: float) -> None:
+        """The step's measured ratio J_c_hat, after its advantages: it feeds later steps' baseline only."""
+        self.running = ema_update(self.running, ratio, self.ema)
+
+    def state_dict(self) -> dict:
+        return {"running": self.running}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.running = state["running"]
 
 
 def make_method(cfg: TrainConfig) -> Method:
-    if cfg.method == "da_grpo":
-        return DaGrpo(cfg.std_scaling)
+    if cfg.method in ("da_grpo", "da_grpo_tracked"):
+        return DaGrpo(cfg.std_scaling, cfg.cost_baseline, cfg.cost_baseline_ema, name=cfg.method)
     try:
         module = importlib.import_module(f"trainer.methods.{cfg.method}")
     except ModuleNotFoundError as exc:

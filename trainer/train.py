@@ -7,7 +7,7 @@ Per step (paper Algorithm 1, lines 7-27):
   advantage A = (r - mean_g r) - lambda * (c - mean_g c)          (eq. 7, `method.advantages`)
   loss      -(G/(G-1)) * mean_prompts sum_i A_i * sum_{local tokens} log pi   (eq. 8, loss.py)
   step      AdamW on the LoRA parameters (grad-norm clip)
-  dual      lambda <- max(0, lambda + eta_lambda * (J_c_hat - tau))  (eq. 3), J_c_hat = mean cost of
+  dual      lambda <- max(0, lambda + eta_lambda * (J_c_hat - tau))  (eq. 3; ctx.dual), J_c_hat = mean cost of
             the batch, as the cloud's telemetry reports it (report_ratio) or else the device's count
   log       metrics.jsonl, progress bar; evaluation every `eval_every` steps and at phase ends
 
@@ -28,7 +28,8 @@ Departures from the paper, and choices it leaves open:
     gateway backend the gateway's measured ratio drives lambda and the device's count is logged
     beside it (`collab_ratio_device`), with a loud warning when they disagree.
  7. Steps whose advantages are all zero (and kl_beta = 0) skip the forward/backward: the gradient
-    is exactly zero; the optimizer still steps (AdamW momentum), as it would with a computed zero.
+    is exactly zero; the optimizer still steps (AdamW momentum), as it would with a computed zero,
+    unless `train.skip_zero_steps` (then no optimizer step at all).
  8. Speed options (docs/speed.md): `train.engine = "llamacpp"` samples from the quantized GGUF with
     the exported LoRA (the deployed policy; ~5e-3 nats/token from the torch policy, logged as
     `sampler_kl`; PPO passes then weight tokens by truncated IS); log-probs always come from torch.
@@ -38,6 +39,15 @@ Departures from the paper, and choices it leaves open:
     LoRA steps on reference answers in the paper's format, a random share of them help requests
     (trainer/warmup.py). The paper's instruct models write the format already; SmolLM2-135M does
     not, and then every advantage is zero. `model.init_adapter` starts from a saved LoRA instead.
+10. Budget-tracking options, all off by default (`train.method = "da_grpo"` is the paper;
+    `"da_grpo_tracked"` turns on config.TRACKED, each still overridable; docs/simulator.md
+    studies each on the simulated game): `train.cost_baseline` group | tau | running
+    (trainer/advantages.py; an all-ask group over budget is then pushed away from asking);
+    `train.lambda_controller` ascent | pid (trainer/dual.py: PID Lagrangian, Stooke et al. 2020,
+    K_i = eta_lambda, gains pid_kp/pid_kd, cap lambda_max, warm start lambda_init);
+    `train.skip_zero_steps` (item 7). The controller's and the running baseline's state are in
+    state.json ("dual", "method"), so resume continues them exactly. A KL to the start policy is
+    `train.kl_beta` (item 5); more responses per step are `train.G` and `train.batch_prompts`.
 """
 
 from __future__ import annotations
@@ -63,7 +73,7 @@ from trainer import lean, prompting
 from trainer.batch import build_batch
 from trainer.cloud import make_cloud
 from trainer.config import RunConfig, load_config, to_toml
-from trainer.dual import dual_update
+from trainer.dual import controller_from_dict, make_controller
 from trainer.engines import make_engine_factory, mismatch
 from trainer.evaluate import evaluate
 from trainer.loss import pg_loss, token_logprobs
@@ -87,6 +97,7 @@ class Context:
     method: object
     data_rng: np.random.Generator
     lam: float
+    dual: object  # the lambda controller (trainer/dual.py); ctx.lam is its current lambda
     run_id: str = ""  # random, fixed at the start, kept across resume (prefixes gateway Assist keys)
     step: int = 0  # global steps completed
     phase: int = 0  # current phase index
@@ -138,6 +149,7 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progr
         engine=(engine_factory or make_engine_factory(cfg.model, cfg.train))(model, tokenizer),
         cloud=make_cloud(cfg.cloud, cfg.train.seed, run_id), run_id=run_id,
         method=make_method(cfg.train), data_rng=np.random.default_rng(cfg.train.seed), lam=cfg.train.lambda_init,
+        dual=make_controller(cfg.train),
     )
     if state is None:
         ckpt.atomic_write_text(out / "config.toml", to_toml(cfg))
@@ -149,6 +161,10 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progr
     optimizer.load_state_dict(torch.load(out / "optimizer.pt", weights_only=True))
     ctx.lam, ctx.step, ctx.phase, ctx.phase_step = state["lambda"], state["step"], state["phase"], state["phase_step"]
     ctx.evals_done = list(state["evals_done"])
+    # A state without "dual" was written before controllers existed, by the ascent step: lambda is all of it.
+    ctx.dual = controller_from_dict(state.get("dual") or {"kind": "ascent", "lam": ctx.lam, "eta": cfg.train.eta_lambda})
+    if "method" in state:
+        ctx.method.load_state_dict(state["method"])
     ckpt.set_rng_state(state["rng"], ctx.data_rng)
     # Drop records written after the checkpoint (a crash between logging and saving).
     ckpt.rewrite_jsonl(out / "metrics.jsonl", [r for r in ckpt.read_jsonl(out / "metrics.jsonl") if r["step"] <= ctx.step])
@@ -185,7 +201,10 @@ def save(ctx: Context) -> None:
     state = {
         "lambda": ctx.lam, "step": ctx.step, "phase": ctx.phase, "phase_step": ctx.phase_step,
         "run_id": ctx.run_id, "evals_done": ctx.evals_done, "rng": ckpt.rng_state(ctx.data_rng),
+        "dual": ctx.dual.to_dict(),
     }
+    if hasattr(ctx.method, "state_dict"):  # DA-GRPO's running cost baseline
+        state["method"] = ctx.method.state_dict()
     ckpt.save_checkpoint(ctx.out, ctx.model, ctx.optimizer, state)
 
 
@@ -243,6 +262,8 @@ def policy_update(ctx: Context, prompts, rollouts, adv: np.ndarray) -> tuple[flo
     first_pass: list[torch.Tensor] = []
 
     skip = not np.any(adv) and tc.kl_beta == 0
+    if skip and tc.skip_zero_steps:
+        return 0.0, 0.0, None  # no optimizer step at all: AdamW would still move on its momentum
     old, ref = {}, {}
     with torch.no_grad():
         if tc.ppo_epochs > 1 and not skip:
@@ -306,7 +327,9 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
                         ctx.step + 1, ratio, device_ratio)
     lam_before = ctx.lam
     if ctx.method.updates_lambda:
-        ctx.lam = dual_update(ctx.lam, ratio, tau, tc.eta_lambda)
+        ctx.lam = ctx.dual.update(ratio, tau)
+    if hasattr(ctx.method, "end_step"):
+        ctx.method.end_step(ratio)
     gen_tokens = sum(len(r.token_ids) for g in rollouts for r in g)
     flat = [s for g in scored for s in g]
     return {

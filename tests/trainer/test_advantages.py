@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from trainer.advantages import dual_advantages, scale_advantages
+from trainer.advantages import cost_advantages, dual_advantages, ema_update, scale_advantages
 from trainer.method import DaGrpo
 
 
@@ -56,3 +56,54 @@ def test_rejects_bad_input():
         dual_advantages([1, 0], [0, 0, 0], 0.1)
     with pytest.raises(ValueError, match="std scaling"):
         scale_advantages([1.0, 0.0], "rank")
+
+
+def test_cost_baselines_hand_computed():
+    c = [1, 0, 0, 0]
+    np.testing.assert_allclose(cost_advantages(c, "group"), [0.75, -0.25, -0.25, -0.25])
+    # tau 0.25, G 4: (G-1)/G * (c - b) = 0.75 * [0.75, -0.25, ...]
+    np.testing.assert_allclose(cost_advantages(c, "tau", 0.25), [0.5625, -0.1875, -0.1875, -0.1875])
+    np.testing.assert_allclose(cost_advantages(c, "running", 0.25), [0.5625, -0.1875, -0.1875, -0.1875])
+    # the all-ask group over budget: zero under the group baseline, a push away from asking under tau
+    r, all_ask = [1, 1, 1, 1], [1, 1, 1, 1]
+    np.testing.assert_array_equal(dual_advantages(r, all_ask, 0.5), [0, 0, 0, 0])
+    np.testing.assert_allclose(dual_advantages(r, all_ask, 0.5, "tau", 0.3), [-0.2625] * 4)  # -.5 * .75 * .7
+    # after the estimator's G/(G-1), the cost term is exactly c - b
+    np.testing.assert_allclose(3 / 2 * cost_advantages([[1, 1, 0]], "tau", 0.5), [[0.5, 0.5, -0.5]])  # G 3
+
+
+def test_cost_baseline_errors():
+    with pytest.raises(ValueError, match="needs its value"):
+        cost_advantages([1, 0], "tau")
+    with pytest.raises(ValueError, match="cost baseline"):
+        cost_advantages([1, 0], "median", 0.3)
+    with pytest.raises(ValueError, match="EMA"):
+        ema_update(0.5, 0.3, 1.0)
+
+
+def test_ema_update():
+    assert ema_update(None, 0.4, 0.9) == 0.4  # the first measured ratio starts it
+    assert ema_update(0.5, 1.0, 0.9) == pytest.approx(0.55)
+    assert ema_update(0.5, 1.0, 0.0) == 1.0
+
+
+def test_da_grpo_default_is_the_paper_and_options_use_their_baseline():
+    r = np.array([[1.0, 0.0, 1.0, 0.0]])
+    c = np.array([[1.0, 1.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(DaGrpo().advantages(r, c, 0.7), dual_advantages(r, c, 0.7))
+    tau = DaGrpo(cost_baseline="tau")
+    with pytest.raises(RuntimeError, match="begin_step"):
+        tau.advantages(r, c, 0.7)
+    tau.begin_step(tau=0.2)
+    np.testing.assert_allclose(tau.advantages(r, c, 1.0), dual_advantages(r, c, 1.0, "tau", 0.2))
+    run = DaGrpo(cost_baseline="running", ema=0.5)
+    run.begin_step(tau=0.2)
+    np.testing.assert_allclose(run.advantages(r, c, 1.0), dual_advantages(r, c, 1.0, "tau", 0.2))  # no ratio yet: tau
+    run.end_step(1.0)
+    run.end_step(0.0)  # running = 0.5 * 1.0 + 0.5 * 0.0
+    assert run.state_dict() == {"running": 0.5}
+    np.testing.assert_allclose(run.advantages(r, c, 1.0), dual_advantages(r, c, 1.0, "running", 0.5))
+    twin = DaGrpo(cost_baseline="running", ema=0.5)
+    twin.load_state_dict(run.state_dict())
+    twin.begin_step(tau=0.2)
+    np.testing.assert_array_equal(twin.advantages(r, c, 1.0), run.advantages(r, c, 1.0))
