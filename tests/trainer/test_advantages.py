@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from trainer.advantages import dual_advantages, scale_advantages
-from trainer.method import DaGrpo
+from trainer.methods.da_grpo import DaGrpo
 
 
 def test_lambda_zero_is_centred_grpo():
