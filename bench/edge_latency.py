@@ -24,7 +24,7 @@ import uvicorn
 
 from collab.prompts import build_messages
 from edge_agent.api import create_app
-from edge_agent.llm import LocalModel
+from llama_runtime.llm import LocalModel
 from edge_agent.settings import EdgeSettings
 
 QUESTION = "A train travels 60 km in 1.5 hours. What is its average speed in km/h?"

@@ -102,7 +102,7 @@ def _add_device(args) -> int:
 
 
 def _admin(args):
-    from cloud_gateway.client import AdminClient
+    from collab.gateway_client import AdminClient
 
     if args.admin_key_file:
         key = args.admin_key_file.read_text().strip()
@@ -143,7 +143,7 @@ def _set_tau(args) -> int:
 
 
 def _budgets(args) -> int:
-    from cloud_gateway.client import MODE_NAMES
+    from collab.gateway_client import MODE_NAMES
 
     client = _admin(args)
     resp = _rpc(lambda: client.budgets(args.device, args.task))
@@ -166,7 +166,7 @@ def _reset(args) -> int:
 
 
 def _policy_line(p) -> str:
-    from cloud_gateway.client import MODE_NAMES
+    from collab.gateway_client import MODE_NAMES
 
     sched = ",".join(f"{s.from_responses}:{s.tau:g}" for s in p.schedule)
     return (f"task {p.task}: tau {sched} mode {MODE_NAMES.get(p.mode, '?')} burst {p.burst:g} "

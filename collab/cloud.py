@@ -2,7 +2,7 @@
 
 - `trainer.cloud.InProcessCloud`: the reference backend in-process (no network), counting usage
   itself (the device's own count);
-- `cloud_gateway.client.GatewayCloud`: Assist / ReportUsage / GetBudget over gRPC; the gateway
+- `collab.gateway_client.GatewayCloud`: Assist / ReportUsage / GetBudget over gRPC; the gateway
   meters and returns telemetry (the dual update then uses the gateway's measured ratio).
 
 The trainer and the edge agent depend only on this module, never on grpc directly.

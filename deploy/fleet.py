@@ -396,7 +396,7 @@ def run_fleet(cfg: FleetConfig) -> dict:
     try:
         keys, admin_key = make_keys(cfg.out_dir / "gateway-keys.toml", devices)
         start_gateway(fleet, cfg.out_dir / "gateway-keys.toml")
-        from cloud_gateway.client import AdminClient
+        from collab.gateway_client import AdminClient
 
         admin = AdminClient(fleet.gateway_address, admin_key)
         configure_budgets(admin, cfg, devices)

@@ -19,12 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collab.cloud import CloudClient
 from dagrpo.errors import UserError
-from edge_agent.domain import ContextOverflow, InvalidQuestion
+from edge_agent.domain import InvalidQuestion
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.outbox import UsageOutbox
 from edge_agent.service import EdgeService, Question, resolve_adapter
 from edge_agent.settings import EdgeSettings
 from edge_agent.worker import ModelWorker, QueueFull
+from llama_runtime.generation import ContextOverflow
 
 log = logging.getLogger("edge_agent")
 
@@ -120,14 +121,14 @@ def create_app(settings: EdgeSettings, *, model=None, cloud: CloudClient | None 
         nonlocal model, cloud
         start_lambda = None  # lambda of the training run whose adapter is loaded at start
         if model is None:
-            from edge_agent.llm import LocalModel
+            from llama_runtime.llm import LocalModel
 
             adapter, start_lambda = (resolve_adapter(settings.adapter_path, settings.model_path)
                                      if settings.adapter_path else (None, None))
             model = LocalModel(settings.model_path, n_ctx=settings.n_ctx, threads=settings.threads,
                                seed=settings.seed, adapter_path=adapter)
         if cloud is None and settings.gateway and connect_cloud:
-            from cloud_gateway.client import GatewayCloud
+            from collab.gateway_client import GatewayCloud
 
             cloud = GatewayCloud(settings.gateway, settings.api_key,
                                  timeout_s=settings.cloud_timeout_s, retries=settings.cloud_retries)

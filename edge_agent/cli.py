@@ -89,8 +89,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import json
 
+    from dagrpo.edge_train import edge_train
     from edge_agent.settings import default_model_path
-    from edge_agent.train import edge_train
 
     result = edge_train(args.config, args.set, args.out, gateway=args.gateway,
                         api_key=args.api_key, agent=args.agent or None,
@@ -100,8 +100,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from edge_agent.export import export_adapter, find_adapter_dir
     from edge_agent.settings import default_model_path
+    from llama_runtime.export import export_adapter, find_adapter_dir
 
     base = args.base or default_model_path()
     if not base:

@@ -7,7 +7,7 @@ failed report leaves the batch sealed: the next flush, in this process or after 
 the same rows with the same key, so the gateway meters a report that was applied but whose
 acknowledgement was lost only once. Exactly-once as long as the gateway remembers the key.
 
-`report_usage(..., idempotency_key=)` is `cloud_gateway.client.GatewayCloud`'s extension of the
+`report_usage(..., idempotency_key=)` is `collab.gateway_client.GatewayCloud`'s extension of the
 `collab.cloud.CloudClient` interface.
 """
 

@@ -2,7 +2,7 @@
 
 One answer:
 1. Render the paper's F.1 messages for the task kind; on the model thread, decode locally until
-   EOS, max_tokens or the help trigger (`edge_agent.llm`).
+   EOS, max_tokens or the help trigger (`llama_runtime.llm`).
 2. No trigger: route `local`. Trigger: unless the request or the agent disables the cloud
    (`disabled`), call Assist with a fresh idempotency key (the gRPC client retries with the same
    key), then compose C(local, cloud): route `cloud`. A refusal (`budget_exhausted`) or an
@@ -33,10 +33,10 @@ from collab.protocol import compose, split_at_trigger
 from collab.tasks import get_task, get_task_example
 from collab.tasks.base import Example
 from edge_agent.domain import InvalidQuestion
-from edge_agent.export import export_adapter, find_adapter_dir
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.outbox import UsageOutbox
 from edge_agent.worker import ModelWorker
+from llama_runtime.export import export_adapter, find_adapter_dir
 
 log = logging.getLogger("edge_agent")
 

@@ -34,7 +34,7 @@ def _experiment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from dagrpo.errors import UserError
-    from trainer.experiment import load_preset, run_all
+    from trainer.experiment.driver import load_preset, run_all
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     preset = load_preset(args.config, args.set)

@@ -54,6 +54,6 @@ def make_cloud(cfg: CloudConfig, seed: int, run_id: str = "") -> CloudClient:
     cloud's draws do not, so two runs with one seed see the same cloud answers."""
     if cfg.backend == "reference":
         return InProcessCloud(accuracy=cfg.accuracy, seed=seed)
-    from cloud_gateway.client import GatewayCloud
+    from collab.gateway_client import GatewayCloud
 
     return GatewayCloud(cfg.address, cfg.api_key, key_prefix=f"{run_id}/" if run_id else "")

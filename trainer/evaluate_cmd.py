@@ -11,7 +11,7 @@ from trainer.config import RunConfig
 from trainer.evaluate import TaskEval, evaluate
 from trainer.models import load_base, load_policy
 from trainer.prompting import messages, prompt_ids
-from trainer.rollout import HFEngine
+from trainer.engines.torch_engine import HFEngine
 
 
 def evaluate_adapter(cfg: RunConfig, adapter: Path | None, *, n: int | None, tasks: list[str] | None

@@ -69,15 +69,15 @@ from collab.tasks import get_task
 from collab.tasks.base import Example
 from dagrpo.errors import UserError
 from trainer import checkpoint as ckpt
-from trainer import lean, prompting
+from trainer import lean, mismatch, prompting
 from trainer.batch import build_batch
 from trainer.cloud import make_cloud
 from trainer.config import RunConfig, load_config, to_toml
 from trainer.dual import controller_from_dict, make_controller
-from trainer.engines import make_engine_factory, mismatch
+from trainer.engines import make_engine_factory
 from trainer.evaluate import evaluate
 from trainer.loss import pg_loss, token_logprobs
-from trainer.method import make_method
+from trainer.methods.da_grpo import make_method
 from trainer.models import add_reference_adapter, load_policy, reference_policy, save_trained_adapter
 
 log = logging.getLogger("dagrpo.train")

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from collab.cloud import CloudUnavailable
-from cloud_gateway.client import GatewayCloud
+from collab.gateway_client import GatewayCloud
 from collab.tasks import get_example
 
 from .conftest import free_port

@@ -18,7 +18,7 @@ def test_server_imports_no_torch_or_llama_cpp():
 
 
 def test_client_imports_neither_redis_nor_torch():
-    assert not {"torch", "redis", "llama_cpp"} & loaded_after("import cloud_gateway.client")
+    assert not {"torch", "redis", "llama_cpp"} & loaded_after("import collab.gateway_client")
 
 
 def test_cli_module_is_argparse_only():

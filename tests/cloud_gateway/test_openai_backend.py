@@ -18,7 +18,7 @@ from collab.prompts import build_messages
 from collab.tasks import get_example
 from cloud_gateway.backends.base import AssistInput, BackendUnavailable
 from cloud_gateway.backends.openai_backend import OpenAIBackend
-from cloud_gateway.client import AdminClient, GatewayCloud
+from collab.gateway_client import AdminClient, GatewayCloud
 from cloud_gateway.config import load_settings
 from cloud_gateway.server import EmbeddedGateway
 

@@ -17,7 +17,7 @@ from collab.reference import reference_completion
 from collab.tasks import get_example
 from collab.v1 import gateway_pb2 as pb
 from collab.v1 import gateway_pb2_grpc as pb_grpc
-from cloud_gateway.client import AdminClient, GatewayCloud
+from collab.gateway_client import AdminClient, GatewayCloud
 
 pytestmark = pytest.mark.integration
 EX = "math/test/3"

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from cloud_gateway.client import AdminClient
+from collab.gateway_client import AdminClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,7 +23,7 @@ class HalfHelp:
     """Rollout engine double: response i of every group is HELP (even i) or WRONG (odd i)."""
 
     def __call__(self, model, tokenizer):
-        from trainer.rollout import truncate_response
+        from trainer.engines.torch_engine import truncate_response
 
         self.tok, self.truncate = tokenizer, truncate_response
         return self

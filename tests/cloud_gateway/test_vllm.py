@@ -28,7 +28,7 @@ def test_vllm_recipe_serves_the_gateway(repo_root, tmp_path, keys):
         pytest.skip("set VLLM_MODEL to a local model directory")
     from collab.prompts import build_messages
     from collab.tasks import get_example
-    from cloud_gateway.client import GatewayCloud
+    from collab.gateway_client import GatewayCloud
     from cloud_gateway.config import load_settings
     from cloud_gateway.server import EmbeddedGateway
 

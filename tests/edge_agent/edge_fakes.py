@@ -6,7 +6,7 @@ import threading
 
 from collab.cloud import CloudRefused, CloudReply, CloudUnavailable, Telemetry
 from collab.protocol import HELP_TRIGGER
-from edge_agent.domain import ContextOverflow, Generation
+from llama_runtime.generation import ContextOverflow, Generation
 
 LOCAL_TEXT = "<think>\nStep 1: 2 + 2 = 4.\n</think>\n<answer>Final answer: \\boxed{4}</answer>"
 HELP_TEXT = "<think>\nStep 1: This is hard.\n" + HELP_TRIGGER

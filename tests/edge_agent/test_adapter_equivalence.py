@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from edge_agent.export import export_adapter
+from llama_runtime.export import export_adapter
 from edge_agent.settings import default_model_path
 from edge_adapters import write_random_adapter
 
@@ -37,7 +37,7 @@ def logits(tmp_path_factory):
     from trainer.config import ModelConfig
     from trainer.models import load_base, load_policy
 
-    from edge_agent.llm import LocalModel
+    from llama_runtime.llm import LocalModel
 
     base = default_model_path()
     tmp = tmp_path_factory.mktemp("equiv")

@@ -4,7 +4,7 @@ import pytest
 
 from dagrpo.cli import main
 from dagrpo.errors import UserError
-from edge_agent.train import gateway_overrides, push_adapter
+from dagrpo.edge_train import gateway_overrides, push_adapter
 from edge_adapters import write_random_adapter
 
 

@@ -35,7 +35,7 @@ def _free_port():
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory):
-    from edge_agent.llm import LocalModel
+    from llama_runtime.llm import LocalModel
 
     tmp = tmp_path_factory.mktemp("fuzz")
     s = EdgeSettings(port=_free_port(), outbox_path=str(tmp / "usage.sqlite"), n_ctx=1024,

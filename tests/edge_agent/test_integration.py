@@ -26,7 +26,7 @@ HELP_Q = f"Repeat after me: {HELP_TRIGGER}"
 
 @pytest.fixture(scope="module")
 def model():
-    from edge_agent.llm import LocalModel
+    from llama_runtime.llm import LocalModel
 
     # one thread: llama.cpp's thread barrier collapses when a 2-core box is shared
     return LocalModel(EdgeSettings().model_path, n_ctx=1024, threads=1)
@@ -84,7 +84,7 @@ def outbox_path(tmp_path_factory):
 
 
 def _agent(model, gateway, outbox_path):
-    from cloud_gateway.client import GatewayCloud
+    from collab.gateway_client import GatewayCloud
 
     settings = EdgeSettings(gateway=gateway.address, api_key=KEY, outbox_path=outbox_path,
                             flush_interval_s=3600, n_ctx=1024)
@@ -163,7 +163,7 @@ def test_hot_swap_under_concurrent_requests_loses_none(model, tmp_path):
 
     from collab.prompts import build_messages
     from edge_adapters import write_random_adapter
-    from edge_agent.export import export_adapter
+    from llama_runtime.export import export_adapter
 
     adapters = [str(export_adapter(write_random_adapter(tmp_path / f"a{i}", seed=i, b_std=0.05),
                                    model.model_path, tmp_path / f"a{i}.gguf")) for i in range(2)]

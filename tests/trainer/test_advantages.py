@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from trainer.advantages import cost_advantages, dual_advantages, ema_update, scale_advantages
-from trainer.method import DaGrpo
+from trainer.methods.da_grpo import DaGrpo
 
 
 def test_lambda_zero_is_centred_grpo():

@@ -18,8 +18,8 @@ import torch
 from dagrpo.errors import UserError
 from trainer.batch import build_batch
 from trainer.config import load_config
-from trainer.engines import mismatch
-from trainer.rollout import Rollout, truncate_response
+from trainer import mismatch
+from trainer.engines.torch_engine import Rollout, truncate_response
 
 
 def test_mean_kl_k3_hand_computed():
@@ -100,7 +100,7 @@ def _check_rollouts(ctx, rollouts, n_prompts: int, G: int, max_new: int):
 @pytest.mark.slow
 @pytest.mark.integration
 def test_both_engines_go_through_the_same_reward_path_and_update(ctx, examples):
-    from trainer.rollout import HFEngine
+    from trainer.engines.torch_engine import HFEngine
     from trainer.train import collect, policy_update
 
     exs, prompts = examples
@@ -153,7 +153,7 @@ def test_sampling_without_the_adapter_is_far_from_the_policy_and_seeds_repeat(ct
 
 
 def test_shared_prefix_len_hand_computed():
-    from edge_agent.llm import BatchSampler
+    from llama_runtime.llm import BatchSampler
 
     sys_ = list(range(100, 120))  # 20 shared tokens
     assert BatchSampler.shared_prefix_len([sys_ + [1, 2], sys_ + [3], sys_ + [1, 5]]) == 20
@@ -169,7 +169,7 @@ def test_shared_prefix_prefill_gives_the_same_samples(ctx):
     and, up to llama.cpp's batch-layout noise (quantized kernels sum in a different order for other
     batch shapes: ~0.01-0.03 nats here), the same log-probs as decoding every prompt whole."""
     from collab.tasks import get_task
-    from edge_agent.llm import BatchSampler
+    from llama_runtime.llm import BatchSampler
 
     prompts = [ctx.prompt_ids(ex) for ex in get_task("math").examples("test", n=4, seed=3)]
     sampler = ctx.engine.sampler

@@ -96,7 +96,7 @@ def test_calibrated_threshold_offloads_tau_of_the_validation_scores():
 
 
 def test_logistic_router_learns_a_separable_rule_and_breaks_ties():
-    from trainer.router import fit_logistic
+    from trainer.methods.router_classifier import fit_logistic
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(80, 5))
@@ -123,7 +123,7 @@ def _cfg(method: str, **args):
 
 
 def test_grpo_fixed_never_uses_lambda_and_needs_the_step():
-    from trainer.method import make_method
+    from trainer.methods.da_grpo import make_method
 
     m = make_method(_cfg("grpo_fixed"))
     assert m.updates_lambda is False
@@ -138,7 +138,7 @@ def test_grpo_fixed_never_uses_lambda_and_needs_the_step():
 
 
 def test_method_args_are_validated_naming_the_key():
-    from trainer.method import make_method
+    from trainer.methods.da_grpo import make_method
 
     m = make_method(_cfg("grpo_fixed", assist_math=0.5))
     assert m.args.assist("math") == 0.5
@@ -151,7 +151,7 @@ def test_method_args_are_validated_naming_the_key():
 
 
 def test_gapg_applies_the_budget_rule():
-    from trainer.method import make_method
+    from trainer.methods.da_grpo import make_method
 
     m = make_method(_cfg("gapg"))
     rewards = np.array([[1.0, 0.0], [0.0, 1.0]])  # group 0: the help request (c=1) was right
@@ -167,7 +167,7 @@ def test_gapg_applies_the_budget_rule():
 
 
 def test_edge_family_trains_without_cloud_reward():
-    from trainer.method import make_method
+    from trainer.methods.da_grpo import make_method
 
     for name in ("edge_only", "naive_router", "router"):
         m = make_method(_cfg(name))
@@ -297,7 +297,7 @@ def test_router_features_share_the_system_prompt_exactly():
     from trainer.config import ModelConfig
     from trainer.models import load_policy
     from trainer.prompting import prompt_ids
-    from trainer.router import _prefix_chunks, prompt_features
+    from trainer.methods.router_classifier import _prefix_chunks, prompt_features
 
     model, tok = load_policy(ModelConfig(name_or_path="tiny-random"), seed=0)
     model.eval()

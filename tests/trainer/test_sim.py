@@ -36,7 +36,7 @@ def test_grpo_gradient_hand_computed():
 
 @pytest.mark.parametrize("baseline", ["group", "tau", "running"])
 def test_estimator_is_unbiased_for_every_cost_baseline(baseline):
-    from trainer.method import DaGrpo
+    from trainer.methods.da_grpo import DaGrpo
 
     rng = np.random.default_rng(1)
     p, w, lam, f = np.array([0.2, 0.5, 0.9]), np.full(3, 1 / 3), 0.4, 0.1

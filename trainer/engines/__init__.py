@@ -11,7 +11,7 @@ from functools import partial
 
 def make_engine_factory(model_cfg, train_cfg):
     if train_cfg.engine == "torch":
-        from trainer.rollout import HFEngine
+        from trainer.engines.torch_engine import HFEngine
 
         return HFEngine
     from trainer.engines.llamacpp import LlamaCppEngine, base_gguf

@@ -2,19 +2,19 @@
 
 Per `generate` call (once per training step, and per evaluation chunk):
   1. export  the peft LoRA's current weights -> a GGUF LoRA in a tmpfs directory
-             (`save_pretrained` + `edge_agent.export.export_adapter`, which applies the q/k row
+             (`save_pretrained` + `llama_runtime.export.export_adapter`, which applies the q/k row
              permutation llama.cpp's rope layout needs)
   2. swap    it into the one live llama.cpp context (no new model or context per step); the KV
              cache is cleared by the swap
   3. sample  the G completions of each prompt as one llama.cpp batch sharing the prompt's KV
-             (`edge_agent.llm.BatchSampler`), plain temperature sampling seeded from torch's RNG
+             (`llama_runtime.llm.BatchSampler`), plain temperature sampling seeded from torch's RNG
              (so `train.seed` fixes it), stops at EOS and at the help trigger
-  4. cut     every completion with `trainer.rollout.truncate_response`, the torch engine's rule,
+  4. cut     every completion with `trainer.engines.torch_engine.truncate_response`, the torch engine's rule,
              so both engines hand the trainer the same kind of Rollout (same masks, same rewards)
 
 The rollouts also carry each token's log-prob under the sampler (`SampledRollout.logprobs`); the
 trainer's old-policy log-probs still come from torch (DESIGN section 6), and the mismatch is logged
-(`trainer.engines.mismatch`). The base model is the quantized GGUF the device serves, so the
+(`trainer.mismatch`). The base model is the quantized GGUF the device serves, so the
 sampler is the deployed policy, ~5e-3 nats/token away from the float32 torch policy.
 """
 
@@ -30,10 +30,10 @@ import torch
 
 from collab.protocol import HELP_TRIGGER
 from dagrpo.errors import UserError
-from edge_agent.export import export_adapter
-from edge_agent.llm import BatchSampler
+from llama_runtime.export import export_adapter
+from llama_runtime.llm import BatchSampler
 from trainer.models import save_trained_adapter
-from trainer.rollout import Rollout, truncate_response
+from trainer.engines.torch_engine import Rollout, truncate_response
 
 # Decoded tail checked for the trigger after each token, in tokens (the trigger is ~6 tokens).
 _TRIGGER_WINDOW = 16

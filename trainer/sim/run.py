@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.dual import make_controller
-from trainer.method import make_method
+from trainer.methods.da_grpo import make_method
 from trainer.sim import game
 from trainer.sim.config import SimConfig
 from trainer.sim.optim import Adam, Sgd, clip_grad_norm

@@ -26,7 +26,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from collab.help_knob import ask_logit
 from collab.protocol import HELP_TRIGGER, split_at_trigger
 from collab.tokens import shared_prefix_len
-from edge_agent.domain import ContextOverflow, Generation
+from llama_runtime.generation import ContextOverflow, Generation
 
 # Decoded tail inspected for the trigger, in tokens: the trigger is ~6 tokens in BPE vocabularies.
 _TRIGGER_WINDOW = 24

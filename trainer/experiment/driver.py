@@ -345,7 +345,7 @@ def greedy_correct(ctx, examples) -> list[bool]:
 def edge_evals_at(ctx, spec: ExperimentSpec, methods: tuple[str, ...], k: int) -> dict:
     """{method: {task: metrics}} of the edge family on the model at the end of phase k."""
     from trainer.methods.routing import calibrate_threshold, naive_offload, router_offload
-    from trainer.router import fit_logistic, prompt_features
+    from trainer.methods.router_classifier import fit_logistic, prompt_features
 
     cfg, tag, seed = ctx.cfg, f"phase{k}_end", ctx.cfg.train.seed
     tasks, taus = cfg.eval_task_names(k), task_taus(cfg)  # evaluated, and the router's data

@@ -8,7 +8,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from dagrpo.errors import UserError
-from edge_agent.export import effective_alpha, export_adapter, permute_rows, read_base_shape
+from llama_runtime.export import effective_alpha, export_adapter, permute_rows, read_base_shape
 from edge_agent.settings import default_model_path
 
 BASE = default_model_path()

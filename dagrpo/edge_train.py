@@ -4,7 +4,7 @@
    (`cloud.backend = "gateway"`): every help request goes through Assist, and the dual update
    uses the gateway's measured ratio (telemetry-driven lambda), as in `trainer/train.py`.
 2. Run `trainer.train.train` (torch + peft; this command is the only edge path that imports torch).
-3. Export RUN_DIR/adapter to a GGUF LoRA for the agent's base GGUF (`edge_agent.export`).
+3. Export RUN_DIR/adapter to a GGUF LoRA for the agent's base GGUF (`llama_runtime.export`).
 4. POST the run dir to the running agent's /v1/adapter: the agent loads the adapter between two
    requests and reports the run's lambda as `edge_lambda`.
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from dagrpo.errors import UserError
-from edge_agent.export import export_adapter, find_adapter_dir
+from llama_runtime.export import export_adapter, find_adapter_dir
 
 
 def gateway_overrides(gateway: str, api_key: str) -> list[str]:
