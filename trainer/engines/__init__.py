@@ -1,4 +1,4 @@
-"""Rollout engines selectable by `train.engine`: "torch" (the reference, trainer/rollout.py) or "llamacpp".
+"""Rollout engines selectable by `train.engine`: "torch" (the reference, torch_engine.py) or "llamacpp".
 
 `make_engine_factory` returns a callable (model, tokenizer) -> engine, the shape `train.setup`
 takes; the llama.cpp engine is imported only when selected (it needs llama-cpp-python).
