@@ -1,5 +1,8 @@
-"""A uniform number in [0, 1) fixed by a string: the seeded, order-free draws of the reference
-cloud (is this answer correct?), the naive router (offload this query?) and the warm-up targets."""
+"""A uniform number in [0, 1) fixed by a string: the seeded, order-free draws of cloud and routers.
+
+The reference cloud (is this answer correct?), the naive router (offload this query?) and the
+warm-up targets (a help request here?) each draw from their own key prefix.
+"""
 
 from __future__ import annotations
 
