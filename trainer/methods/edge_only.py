@@ -2,9 +2,10 @@
 
 Advantage: GRPO's normalised group advantage (grpo_norm.py) of the no-cloud reward
 (fixed_reward.no_cloud_reward): with no cloud to answer it, a help request is a response without
-an answer and scores the format penalty -0.1, so the trigger is never rewarded. The driver still sends the group's help requests to the configured
-cloud (the protocol is unchanged), but their answers cannot reach the reward; run it against the
-in-process reference cloud so no metered budget is spent. lambda is never used or updated.
+an answer and scores the format penalty -0.1, so the trigger is never rewarded. The driver still
+sends the group's help requests to the configured cloud (the protocol is unchanged), but their
+answers cannot reach the reward; run it against the in-process reference cloud so no metered
+budget is spent. lambda is never used or updated.
 At evaluation (trainer/experiment/edge.py) help requests stay unanswered: local = joint accuracy.
 """
 
