@@ -7,7 +7,7 @@ the venv's own llama-cpp-python as `installed`, and every `--build NAME=DIR` wit
 PYTHONPATH (a `pip install --target DIR` of another wheel, e.g. one built with
 `LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=ON ..."`). Per build it prints the CPU features
 llama.cpp was compiled with, single-stream greedy tok/s (`Llama.create_completion`) and batched
-sampling tok/s (edge_agent.llm.BatchSampler: one prompt, --batch sequences, the trainer's
+sampling tok/s (llama_runtime.llm.BatchSampler: one prompt, --batch sequences, the trainer's
 rollout path), each the median of --runs runs, on the SmolLM2 Q4_1 GGUF.
 """
 
@@ -22,7 +22,7 @@ import sys
 _CHILD = r"""
 import json, statistics, sys, time
 import llama_cpp
-from edge_agent.llm import BatchSampler, route_llama_logs
+from llama_runtime.llm import BatchSampler, route_llama_logs
 from edge_agent.settings import default_model_path
 tokens, batch, threads, runs = map(int, sys.argv[1:5])
 route_llama_logs()

@@ -22,7 +22,7 @@ REBUILD = "PY=<your venv>/bin/python bash scripts/build-llama.sh   (or: make ins
 PROBE_TIMEOUT_S = 120.0
 
 # Child programs. Each prints one line on success; a non-zero exit or a signal is the finding.
-_LLAMA_PROBE = "from edge_agent.llm import probe; import sys; print(probe(sys.argv[1]))"
+_LLAMA_PROBE = "from llama_runtime.llm import probe; import sys; print(probe(sys.argv[1]))"
 _TORCH_PROBE = (
     "import torch; print(torch.__version__, 'cuda=' + str(torch.version.cuda), "
     "'gpu=' + str(torch.cuda.is_available()))"

@@ -10,6 +10,10 @@
 
 The trained base must be the model the agent serves: SmolLM2 (`model.name_or_path = "smollm2"`,
 the default) for the SmolLM2 GGUF, or a Hugging Face directory whose GGUF the agent runs (`--base`).
+
+The one orchestration module above the runtimes: it uses the trainer and the llama.cpp runtime,
+and reaches the agent only over HTTP; trainer and edge_agent never import each other
+(tests/test_import_graph.py).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ KNOWN = {
     ".gitignore": "files git ignores (the venv, caches, run directories)",
     "deploy/grafana/dashboards/dagrpo.json": "the Grafana dashboard (metric names the services export)",
     "tests/fleet/fixtures/help-run/adapter/adapter_config.json": "help-seeking LoRA test fixture (peft config)",
+    "tests/fleet/fixtures/help-run/adapter/adapter_model.safetensors": "help-seeking LoRA test fixture (weights)",
     "tests/fleet/fixtures/help-run/state.json": "help-seeking LoRA test fixture (run state)",
 }
 COMMENT_PREFIXES = ("#", "--", "//")

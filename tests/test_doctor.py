@@ -52,7 +52,7 @@ def test_exit_status_fails_only_on_required():
 
 
 def test_llama_log_lines_are_joined_and_leveled(caplog):
-    from edge_agent.llm import _LogRouter
+    from llama_runtime.llm import _LogRouter
 
     router = _LogRouter()
     with caplog.at_level(logging.DEBUG, logger="dagrpo.llama_cpp"):

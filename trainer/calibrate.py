@@ -24,7 +24,7 @@ HELP_BIAS_FILE = "help_bias.json"
 
 def adapter_gguf(run_dir: Path, base_gguf: Path) -> Path:
     """RUN_DIR/adapter as a GGUF LoRA (exported once, next to the peft files)."""
-    from edge_agent.export import export_adapter
+    from llama_runtime.export import export_adapter
 
     peft_dir = run_dir / "adapter"
     if not (peft_dir / "adapter_config.json").is_file():
@@ -84,7 +84,7 @@ def calibrate_task(decoder, task: str, taus: list[float], *, n_val: int, n_test:
 def calibrate_run(run: str | Path, taus: list[float], *, tasks: list[str] | None = None, n_val: int = 128,
                   n_test: int = 128, max_new_tokens: int | None = None, threads: int = 2,
                   verify: bool = True) -> dict:
-    from edge_agent.llm import KnobDecoder
+    from llama_runtime.llm import KnobDecoder
     from trainer.cloud import InProcessCloud
     from trainer.config import load_config
     from trainer.engines.llamacpp import base_gguf

@@ -1,4 +1,4 @@
-"""`dagrpo experiment`: argument parsing only; the driver (trainer.experiment) loads lazily."""
+"""`dagrpo experiment`: argument parsing only; the driver (trainer.experiment.driver) loads lazily."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def _experiment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from dagrpo.errors import UserError
-    from trainer.experiment.driver import load_preset, run_all
+    from trainer.experiment.driver import run_all
+    from trainer.experiment.preset import load_preset
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     preset = load_preset(args.config, args.set)

@@ -8,13 +8,13 @@ usage locally and returns None, which tells the trainer to use its own measured 
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 
 from collab.cloud import CloudClient, CloudReply, Telemetry
 from collab.reference import reference_completion
 from collab.tasks.base import Example
 from trainer.config import CloudConfig
+from trainer.hashdraw import hash_uniform
 
 
 class InProcessCloud:
@@ -28,8 +28,7 @@ class InProcessCloud:
 
     def _draw(self, key: str) -> float:
         """A uniform number in [0, 1) fixed by (seed, key)."""
-        digest = hashlib.sha256(f"{self.seed}:{key}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64
+        return hash_uniform(f"{self.seed}:{key}")
 
     def assist(
         self, example: Example, messages: list[dict[str, str]], *, idempotency_key: str,

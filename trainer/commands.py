@@ -11,10 +11,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from collab.metrics import forgetting_rate
 from dagrpo.errors import UserError
 from trainer.checkpoint import atomic_write_text, read_jsonl
 from trainer.config import RunConfig, load_config
+from trainer.forgetting import task_forgetting
 
 console = Console()
 
@@ -78,14 +78,9 @@ def summarize_run(out: Path, wall_s: float | None = None) -> dict:
     for e in evals:
         by_tag.setdefault(e["tag"], {})[e["task"]] = e
     forgetting = {}
-    first, last = by_tag.get("phase0_end"), by_tag.get(f"phase{len(cfg.phases) - 1}_end")
-    if first and last and len(cfg.phases) > 1:
+    if "phase0_end" in by_tag and f"phase{len(cfg.phases) - 1}_end" in by_tag and len(cfg.phases) > 1:
         for task in cfg.phases[0].task_names():
-            a, b = first[task], last[task]
-            local = None
-            if a["local_accuracy"] is not None and b["local_accuracy"] is not None:
-                local = forgetting_rate(a["local_accuracy"], b["local_accuracy"])
-            forgetting[task] = {"joint": forgetting_rate(a["joint_accuracy"], b["joint_accuracy"]), "local": local}
+            forgetting[task] = {which: task_forgetting(by_tag, cfg, task, which)[2] for which in ("joint", "local")}
     last_phase = metrics[-1]["phase"] if metrics else 0
     tail = [m for m in metrics if m["phase"] == last_phase and m["tau"] == (metrics[-1]["tau"] if metrics else None)]
     summary = {
@@ -117,8 +112,8 @@ def print_summary(s: dict) -> None:
                           _pct(e["joint_accuracy"]), f"{e['collab_ratio']:.2f}", _pct(e["format_rate"]))
     console.print(table)
     for task, f in s["forgetting"].items():
-        local = "-" if f["local"] is None else f"{f['local']:.3f}"
-        console.print(f"forgetting rate {task}: joint {f['joint']:.3f}, local-solved {local}")
+        joint, local = ("-" if f[k] is None else f"{f[k]:.3f}" for k in ("joint", "local"))
+        console.print(f"forgetting rate {task}: joint {joint}, local-solved {local}")
     if s["final_tau"] is not None:
         console.print(f"final training collaboration ratio {s['final_train_ratio']:.3f} vs tau {s['final_tau']:.2f}; "
                       f"lambda {s['final_lambda']:.4f}")

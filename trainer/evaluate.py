@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from collab.protocol import requests_help
 from collab.scoring import score
 from collab.tasks.base import Example
+from trainer.engines import greedy_texts
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,7 @@ def evaluate(
     """`prompt_ids(ex)` / `messages(ex)` render an example; one greedy response per example."""
     results = {}
     for task, examples in tests.items():
-        texts = []
-        for i in range(0, len(examples), batch_size):
-            chunk = examples[i:i + batch_size]
-            out = engine.generate([prompt_ids(ex) for ex in chunk], 1, max_new_tokens, 0.0)
-            texts += [group[0].text for group in out]
+        texts = greedy_texts(engine, [prompt_ids(ex) for ex in examples], max_new_tokens, batch_size)
         scored = []
         for ex, text in zip(examples, texts):
             cloud_text = None

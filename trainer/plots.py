@@ -61,7 +61,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     ax.plot(steps, [m["lambda_next"] for m in metrics], marker=".", color="black")
     ax.set(xlabel="step", ylabel="lambda (after update)")
     ax.set_title("Dual variable", pad=14)
-    written.append(_save(fig, run_dir / "lambda.png"))
+    written.append(save_figure(fig, run_dir / "lambda.png"))
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     _shade(ax, metrics)
@@ -72,7 +72,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     ax.set(xlabel="step", ylabel="collaboration ratio", ylim=(-0.02, 1.02))
     ax.set_title("Collaboration ratio vs tau", pad=14)
     ax.legend(fontsize=8)
-    written.append(_save(fig, run_dir / "ratio.png"))
+    written.append(save_figure(fig, run_dir / "ratio.png"))
 
     if evals:
         fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -88,11 +88,11 @@ def plot_run(run_dir: str | Path) -> list[Path]:
                 ax.axvline(m_prev["step"], color="grey", ls=":")
         ax.set(xlabel="step", ylabel="accuracy", ylim=(-0.02, 1.02), title="Held-out accuracy per task")
         ax.legend(fontsize=7, ncol=2)
-        written.append(_save(fig, run_dir / "accuracy.png"))
+        written.append(save_figure(fig, run_dir / "accuracy.png"))
     return written
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=110)

@@ -77,7 +77,7 @@ from trainer.dual import controller_from_dict, make_controller
 from trainer.engines import make_engine_factory
 from trainer.evaluate import evaluate
 from trainer.loss import pg_loss, token_logprobs
-from trainer.methods.da_grpo import make_method
+from trainer.methods import make_method
 from trainer.models import add_reference_adapter, load_policy, reference_policy, save_trained_adapter
 
 log = logging.getLogger("dagrpo.train")
@@ -309,8 +309,7 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
     t2 = time.perf_counter()
     rewards = np.array([[s.reward for s in g] for g in scored])  # (B, G)
     costs = np.array([[s.cost for s in g] for g in scored])  # (B, G)
-    if hasattr(ctx.method, "begin_step"):  # baselines that read the step's task/tau/rollouts (trainer/methods/)
-        ctx.method.begin_step(ctx, task=task, tau=tau, prompts=prompts, rollouts=rollouts)
+    ctx.method.begin_step(ctx, task=task, tau=tau, prompts=prompts, rollouts=rollouts)
     adv = ctx.method.advantages(rewards, costs, ctx.lam)  # (B, G)
     t3 = time.perf_counter()
     loss, grad_norm, sampler_kl = policy_update(ctx, prompts, rollouts, adv)

@@ -23,7 +23,7 @@ class HalfHelp:
     """Rollout engine double: response i of every group is HELP (even i) or WRONG (odd i)."""
 
     def __call__(self, model, tokenizer):
-        from trainer.engines.torch_engine import truncate_response
+        from trainer.engines.base import truncate_response
 
         self.tok, self.truncate = tokenizer, truncate_response
         return self

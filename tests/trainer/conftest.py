@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from trainer.config import load_config
-from trainer.engines.torch_engine import truncate_response
+from trainer.engines.base import truncate_response
 
 HELP = "<think>\nStep 1: This looks hard.\nI need external assistance."
 WRONG = "<think>\nStep 1: Guess.\n</think>\n<answer>Final answer: \\boxed{-12345}</answer>"

@@ -19,7 +19,7 @@ from dagrpo.errors import UserError
 from trainer.batch import build_batch
 from trainer.config import load_config
 from trainer import mismatch
-from trainer.engines.torch_engine import Rollout, truncate_response
+from trainer.engines.base import Rollout, truncate_response
 
 
 def test_mean_kl_k3_hand_computed():

@@ -66,7 +66,8 @@ tau = 0.5
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory):
-    from trainer.experiment.driver import load_preset, run_all
+    from trainer.experiment.driver import run_all
+    from trainer.experiment.preset import load_preset
 
     root = tmp_path_factory.mktemp("exp")
     (root / "tiny.toml").write_text(PRESET)
@@ -133,7 +134,8 @@ def test_lambda_moves_only_for_da_grpo(experiment):
 
 
 def test_eval_tasks_limit_every_method_and_the_router_to_those_tasks(tmp_path):
-    from trainer.experiment.driver import load_preset, run_all
+    from trainer.experiment.driver import run_all
+    from trainer.experiment.preset import load_preset
 
     text = PRESET.replace('methods = ["cloud_only", "edge_only", "naive_router", "router", "grpo_fixed", "gvpo", '
                           '"gapg", "da_grpo"]', 'methods = ["cloud_only", "router", "da_grpo"]')
@@ -168,7 +170,8 @@ def test_resume_skips_finished_runs_and_rebuilds_a_missing_evaluation(experiment
 
 
 def test_bad_presets_fail_naming_the_field(tmp_path):
-    from trainer.experiment.driver import load_preset, plan
+    from trainer.experiment.plan import plan
+    from trainer.experiment.preset import load_preset
 
     bad = tmp_path / "bad.toml"
     bad.write_text(PRESET.replace('"gapg", "da_grpo"]', '"gapg", "dagrpo"]'))
@@ -184,7 +187,8 @@ def test_bad_presets_fail_naming_the_field(tmp_path):
 def test_shipped_presets_resolve():
     from pathlib import Path
 
-    from trainer.experiment.driver import load_preset, plan
+    from trainer.experiment.plan import plan
+    from trainer.experiment.preset import load_preset
 
     root = Path(__file__).resolve().parents[2] / "configs" / "experiments"
     counts = {}
@@ -201,7 +205,7 @@ def test_shipped_presets_resolve():
 
 
 def test_tracking_gap_is_the_last_quarter_of_each_tau_segment():
-    from trainer.experiment.driver import tracking_gaps
+    from trainer.experiment.aggregate import tracking_gaps
 
     ratios = [0.9, 0.5, 0.2, 0.15, 0.1, 0.1, 0.3, 0.6, 0.5, 0.4, 0.7, 0.8]
     taus = [0.1] * 8 + [0.5] * 4
@@ -224,7 +228,8 @@ def test_cli_rejects_a_method_outside_the_preset(tmp_path, capsys):
 
 
 def test_a_changed_preset_does_not_resume_silently(experiment, tmp_path):
-    from trainer.experiment.driver import load_preset, run_all
+    from trainer.experiment.driver import run_all
+    from trainer.experiment.preset import load_preset
 
     _, out, _, _ = experiment
     (out / "s1" / "da_grpo" / "seed0" / "result.json").unlink()
@@ -264,7 +269,9 @@ def test_warmup_targets_are_formatted_answers_or_help_requests():
 @pytest.mark.parametrize("kind", ["lambda_init", "tau_sweep", "tau_schedules"])
 def test_report_figures_from_recorded_runs(tmp_path, kind):
     """The report alone (no training): fake finished runs -> results.md, results.json, figures."""
-    from trainer.experiment.driver import load_preset, plan, run_all
+    from trainer.experiment.driver import run_all
+    from trainer.experiment.plan import plan
+    from trainer.experiment.preset import load_preset
 
     scen = "\n".join(f'[[scenarios]]\nname = "s{i}"\nset = ["train.lambda_init={lam}", "phases.0.tau={tau}"]\n'
                      for i, (lam, tau) in enumerate([(0.1, 0.3), (1.0, 0.5)]))

@@ -26,7 +26,7 @@ def help_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def decoder(help_run):
-    from edge_agent.llm import KnobDecoder
+    from llama_runtime.llm import KnobDecoder
     from trainer.calibrate import adapter_gguf
     from trainer.models import smollm2_gguf_path
 

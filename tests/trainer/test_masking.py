@@ -12,7 +12,7 @@ from trainer.batch import build_batch
 from trainer.loss import pg_loss, token_logprobs
 from trainer.config import ModelConfig
 from trainer.models import load_base
-from trainer.engines.torch_engine import truncate_response
+from trainer.engines.base import truncate_response
 
 PAD = 0
 

@@ -123,7 +123,7 @@ def _cfg(method: str, **args):
 
 
 def test_grpo_fixed_never_uses_lambda_and_needs_the_step():
-    from trainer.methods.da_grpo import make_method
+    from trainer.methods import make_method
 
     m = make_method(_cfg("grpo_fixed"))
     assert m.updates_lambda is False
@@ -138,7 +138,7 @@ def test_grpo_fixed_never_uses_lambda_and_needs_the_step():
 
 
 def test_method_args_are_validated_naming_the_key():
-    from trainer.methods.da_grpo import make_method
+    from trainer.methods import make_method
 
     m = make_method(_cfg("grpo_fixed", assist_math=0.5))
     assert m.args.assist("math") == 0.5
@@ -151,7 +151,7 @@ def test_method_args_are_validated_naming_the_key():
 
 
 def test_gapg_applies_the_budget_rule():
-    from trainer.methods.da_grpo import make_method
+    from trainer.methods import make_method
 
     m = make_method(_cfg("gapg"))
     rewards = np.array([[1.0, 0.0], [0.0, 1.0]])  # group 0: the help request (c=1) was right
@@ -167,7 +167,7 @@ def test_gapg_applies_the_budget_rule():
 
 
 def test_edge_family_trains_without_cloud_reward():
-    from trainer.methods.da_grpo import make_method
+    from trainer.methods import make_method
 
     for name in ("edge_only", "naive_router", "router"):
         m = make_method(_cfg(name))

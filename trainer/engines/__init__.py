@@ -1,4 +1,4 @@
-"""Rollout engines selectable by `train.engine`: "torch" (the reference, trainer/rollout.py) or "llamacpp".
+"""Rollout engines selectable by `train.engine`: "torch" (the reference, torch_engine.py) or "llamacpp".
 
 `make_engine_factory` returns a callable (model, tokenizer) -> engine, the shape `train.setup`
 takes; the llama.cpp engine is imported only when selected (it needs llama-cpp-python).
@@ -18,3 +18,12 @@ def make_engine_factory(model_cfg, train_cfg):
 
     return partial(LlamaCppEngine, gguf_path=base_gguf(model_cfg, train_cfg), threads=train_cfg.engine_threads,
                    n_seq_max=train_cfg.engine_n_seq_max, n_ctx=train_cfg.engine_n_ctx)
+
+
+def greedy_texts(engine, prompts: list[list[int]], max_new_tokens: int, batch_size: int = 16) -> list[str]:
+    """One greedy response per prompt (token ids), generated `batch_size` prompts at a time."""
+    texts = []
+    for i in range(0, len(prompts), batch_size):
+        out = engine.generate(prompts[i:i + batch_size], 1, max_new_tokens, 0.0)
+        texts += [group[0].text for group in out]
+    return texts

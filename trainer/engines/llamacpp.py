@@ -9,7 +9,7 @@ Per `generate` call (once per training step, and per evaluation chunk):
   3. sample  the G completions of each prompt as one llama.cpp batch sharing the prompt's KV
              (`llama_runtime.llm.BatchSampler`), plain temperature sampling seeded from torch's RNG
              (so `train.seed` fixes it), stops at EOS and at the help trigger
-  4. cut     every completion with `trainer.engines.torch_engine.truncate_response`, the torch engine's rule,
+  4. cut     every completion with `trainer.engines.base.truncate_response`, the torch engine's rule,
              so both engines hand the trainer the same kind of Rollout (same masks, same rewards)
 
 The rollouts also carry each token's log-prob under the sampler (`SampledRollout.logprobs`); the
@@ -33,7 +33,7 @@ from dagrpo.errors import UserError
 from llama_runtime.export import export_adapter
 from llama_runtime.llm import BatchSampler
 from trainer.models import save_trained_adapter
-from trainer.engines.torch_engine import Rollout, truncate_response
+from trainer.engines.base import Rollout, truncate_response
 
 # Decoded tail checked for the trigger after each token, in tokens (the trigger is ~6 tokens).
 _TRIGGER_WINDOW = 16

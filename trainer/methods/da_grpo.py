@@ -1,29 +1,15 @@
-"""The pluggable advantage rule: (rewards, costs, lambda, groups) -> per-response advantages.
+"""DA-GRPO (paper eq. 7): group-centred reward minus lambda times group-centred cost; lambda is dual.
 
-The driver calls `method.advantages(rewards, costs, lam)` with (B, G) arrays and updates lambda
-only when `method.updates_lambda`. DA-GRPO lives here; baselines (GRPO with a fixed assistance
-reward, routers, ...) are modules in `trainer/methods/` exposing `make_method(cfg) -> Method`,
-found by name (`train.method = "grpo_fixed"` -> `trainer.methods.grpo_fixed`).
+The advantage is `dual_advantages` (trainer/advantages.py) with the optional std scaling applied
+after combining; the driver runs the dual update on lambda after each step (`updates_lambda`).
 """
 
 from __future__ import annotations
-
-import importlib
-from typing import Protocol
 
 import numpy as np
 
 from trainer.advantages import dual_advantages, ema_update, scale_advantages
 from trainer.config import TrainConfig
-
-
-class Method(Protocol):
-    name: str
-    updates_lambda: bool  # whether the driver runs the dual update after each step
-
-    def advantages(self, rewards: np.ndarray, costs: np.ndarray, lam: float) -> np.ndarray:
-        """(B, G) rewards and costs -> (B, G) advantages."""
-        ...
 
 
 class DaGrpo:
@@ -42,7 +28,8 @@ class DaGrpo:
         self.tau: float | None = None
         self.running: float | None = None
 
-    def begin_step(self, ctx=None, *, tau: float, **_) -> None:
+    def begin_step(self, ctx=None, *, tau: float, task: str = "", prompts=None, rollouts=None) -> None:
+        """The step's tau (the `tau` and `running` cost baselines read it)."""
         self.tau = tau
 
     def baseline_value(self) -> float | None:
@@ -69,15 +56,6 @@ class DaGrpo:
         self.running = state["running"]
 
 
-def make_method(cfg: TrainConfig) -> Method:
-    if cfg.method in ("da_grpo", "da_grpo_tracked"):
-        return DaGrpo(cfg.std_scaling, cfg.cost_baseline, cfg.cost_baseline_ema, name=cfg.method)
-    try:
-        module = importlib.import_module(f"trainer.methods.{cfg.method}")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("trainer.methods", f"trainer.methods.{cfg.method}"):
-            raise  # a real import error inside an existing method module
-        from dagrpo.errors import UserError
-
-        raise UserError(f"train.method: unknown method {cfg.method!r} (no trainer.methods.{cfg.method})") from exc
-    return module.make_method(cfg)
+def make_method(cfg: TrainConfig) -> DaGrpo:
+    """`da_grpo` (the paper) and `da_grpo_tracked` (trainer/methods/da_grpo_tracked.py)."""
+    return DaGrpo(cfg.std_scaling, cfg.cost_baseline, cfg.cost_baseline_ema, name=cfg.method)

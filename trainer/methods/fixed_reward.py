@@ -19,10 +19,7 @@ def hierarchical_reward(rewards, costs, assist: float) -> np.ndarray:
     lambda-dependent value alpha_a - lambda*alpha_c frozen to the constant `assist` and no charge
     when the cloud is wrong (the paper's table 3 gives only the assistance reward).
     """
-    r = np.asarray(rewards, dtype=np.float64)
-    c = np.asarray(costs, dtype=np.float64)
-    if r.shape != c.shape:
-        raise ValueError(f"rewards {r.shape} and costs {c.shape} differ in shape")
+    r, c = _as_pair(rewards, costs)
     return np.where(c > 0, assist * (r > 0), r)
 
 
@@ -30,12 +27,17 @@ def no_cloud_reward(rewards, costs) -> np.ndarray:
     """Edge tuning only: no cloud answers, so a help request is a response without an answer, and
     it scores what any response without a well-formed answer scores: the format penalty -0.1
     (r = -ALPHA_F when c = 1). Not 0: that would rank asking above every malformed answer, and a
-    model that mostly writes malformed answers (SmolLM2-135M) would learn to ask for a help that
-    never comes (it did, in the first micro runs: training ratio 0.9-1.0)."""
+    model that mostly writes malformed answers (SmolLM2-135M) learns to ask for a help that never
+    comes (a training collaboration ratio of 0.9-1.0 at the micro scale)."""
     from collab.rewards import ALPHA_F
 
+    r, c = _as_pair(rewards, costs)
+    return np.where(c > 0, -ALPHA_F, r)
+
+
+def _as_pair(rewards, costs) -> tuple[np.ndarray, np.ndarray]:
     r = np.asarray(rewards, dtype=np.float64)
     c = np.asarray(costs, dtype=np.float64)
     if r.shape != c.shape:
         raise ValueError(f"rewards {r.shape} and costs {c.shape} differ in shape")
-    return np.where(c > 0, -ALPHA_F, r)
+    return r, c

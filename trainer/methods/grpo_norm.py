@@ -1,6 +1,7 @@
 """GRPO's normalised group advantage (Shao et al. 2024, DeepSeekMath, eq. for outcome supervision).
 
-A_i = (r_i - mean_g r) / (std_g r + eps), std the population std over the group (last axis).
+A_i = (r_i - mean_g r) / (std_g r + eps), std the population std over the group (last axis): the
+centred reward with DA-GRPO's own per-group std scaling (trainer/advantages.py, one eps for both).
 A group with equal rewards gets exactly zero advantage.
 """
 
@@ -8,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-EPS = 1e-4  # as in TRL / DeepSeekMath implementations; keeps 0/0 at 0
+from trainer.advantages import scale_advantages
 
 
 def grpo_advantages(rewards) -> np.ndarray:
     """(B, G) or (G,) rewards -> normalised advantages of the same shape."""
     r = np.asarray(rewards, dtype=np.float64)
-    centred = r - r.mean(axis=-1, keepdims=True)
-    return centred / (r.std(axis=-1, keepdims=True) + EPS)
+    return scale_advantages(r - r.mean(axis=-1, keepdims=True), "group")

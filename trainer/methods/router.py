@@ -1,5 +1,5 @@
 """Edge tuning with a trained router: edge_only's training; at evaluation a failure classifier on
-the local model's features (trainer/router.py) offloads the share tau it is least sure of."""
+the local model's features (router_classifier.py) offloads the share tau it is least sure of."""
 
 from trainer.methods.edge_only import EdgeOnly
 

@@ -8,15 +8,14 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
+
+from trainer.hashdraw import hash_uniform
 
 
 def uniform_draw(seed: int, key: str) -> float:
     """A number in [0, 1) fixed by (seed, key)."""
-    digest = hashlib.sha256(f"route:{seed}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return hash_uniform(f"route:{seed}:{key}")
 
 
 def naive_offload(ids: list[str], tau: float, seed: int) -> list[bool]:

@@ -1,0 +1,115 @@
+"""The experiment's report: OUT/results.json and OUT/results.md (Table 1 layout for kind = "table1").
+
+Mean ± std is over seeds (sample std, ddof=1; departure 3 of driver.py). Forgetting is measured on
+each scenario's report task (trainer/forgetting.py); ratio tracking per tau segment
+(aggregate.tracking_gaps). The report covers whatever has finished and says how many runs that is.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from trainer.config import RunConfig
+from trainer.experiment.aggregate import finished_results, mean_std, tracking_gaps
+from trainer.experiment.figures import write_figures
+from trainer.experiment.plan import Run
+from trainer.experiment.preset import ExperimentSpec, Preset, report_config
+from trainer.forgetting import task_forgetting
+
+METHOD_LABELS = {
+    "cloud_only": "Cloud LLM (reference backend)", "edge_only": "Edge Tuning Only",
+    "naive_router": "Edge Tuning w/ Naive Router", "router": "Edge Tuning w/ Router",
+    "grpo_fixed": "Collaborative Training w/ GRPO", "gvpo": "Collaborative Training w/ GVPO",
+    "gapg": "Collaborative Training w/ GAPG", "da_grpo": "Collaborative Training w/ DA-GRPO",
+}
+
+
+def write_report(preset: Preset, runs: list[Run], out: Path) -> dict:
+    """Aggregate the finished runs, write results.json, results.md and the figures; the summary."""
+    from trainer.checkpoint import atomic_write_text
+
+    spec = preset.experiment
+    res = finished_results(runs)
+    cfgs = {sc.name: report_config(preset, sc) for sc in preset.scenarios}
+    first = cfgs[preset.scenarios[0].name]
+    n_done = sum(r.done for r in runs)
+    lines = [f"# Experiment `{spec.name}` ({spec.kind})", "",
+             f"Finished runs: {n_done}/{len(runs)}" + ("" if n_done == len(runs) else
+                                                       " -- INCOMPLETE: the numbers below cover only finished runs"),
+             f"Cloud backend: {first.cloud.backend}; math grader: {first.train.math_grader}; seeds: {spec.seeds}", ""]
+    summary: dict = {"name": spec.name, "kind": spec.kind, "finished_runs": n_done, "total_runs": len(runs),
+                     "scenarios": {}}
+    for sc in preset.scenarios:
+        block = scenario_block(res.get(sc.name, {}), spec, cfgs[sc.name], sc.report_task(cfgs[sc.name]))
+        summary["scenarios"][sc.name] = block
+        lines += _scenario_markdown(sc.name, block, cfgs[sc.name])
+    if spec.kind == "table1":
+        lines += _table1_markdown(summary, spec)
+    figures = write_figures(preset, res, out)
+    lines += ["", "Figures: " + ", ".join(f"`{p.name}`" for p in figures)]
+    summary["figures"] = [p.name for p in figures]
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=1))
+    atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
+    return summary
+
+
+def scenario_block(res: dict, spec: ExperimentSpec, cfg: RunConfig, task: str) -> dict:
+    """Per method: seeds, (during, post, forgetting) lists per response kind, tracking gaps, final lambda."""
+    block: dict = {"forgetting_task": task, "methods": {}}
+    for m in spec.methods:
+        seeds = res.get(m, {})
+        row: dict = {"seeds": sorted(seeds)}
+        for which in ("local", "joint"):
+            cells = [task_forgetting(v["evals"], cfg, task, which) for v in seeds.values()]
+            row[which] = {name: [c[i] for c in cells] for i, name in enumerate(("during", "post", "forgetting"))}
+        row["tracking"] = {s: tracking_gaps(v["metrics"]) for s, v in seeds.items() if v["metrics"]}
+        row["final_lambda"] = {s: v["metrics"][-1]["lambda_next"] for s, v in seeds.items() if v["metrics"]}
+        block["methods"][m] = row
+    return block
+
+
+def fmt_ms(values, pct: bool = True) -> str:
+    m, s, n = mean_std(values)
+    if m is None:
+        return "-"
+    k, d = (100, 1) if pct else (1, 3)  # percentages with 1 decimal, ratios/lambda with 3
+    return f"{k * m:.{d}f}" + ("" if s is None else f" ± {k * s:.{d}f}")
+
+
+def _scenario_markdown(name: str, block: dict, cfg: RunConfig) -> list[str]:
+    phases = " -> ".join(f"{p.name or '+'.join(p.task_names())} ({p.steps} steps, tau "
+                         f"{p.tau if p.tau is not None else p.tau_schedule})" for p in cfg.phases)
+    lines = [f"## Scenario `{name}`: {phases}", ""]
+    # naive_router and router share edge_only's training run: list its training curve once
+    rows = [(m, r) for m, r in block["methods"].items() if r["tracking"] and m not in ("naive_router", "router")]
+    if rows:
+        lines += ["Collaboration-ratio tracking during training: mean |batch ratio - tau| over the last "
+                  "quarter of each tau segment (mean ± std over seeds).", "",
+                  "| method | segment (steps) | tau | gap | lambda at segment end |", "|---|---|---|---|---|"]
+        for m, r in rows:
+            per_seed = list(r["tracking"].values())
+            for i, seg in enumerate(per_seed[0]):
+                vals = [g[i]["gap"] for g in per_seed if len(g) > i]
+                lams = [g[i]["lambda_end"] for g in per_seed if len(g) > i]
+                lines.append(f"| {m} | {seg['first_step']}-{seg['last_step']} | {seg['tau']:g} | "
+                             f"{fmt_ms(vals, pct=False)} | {fmt_ms(lams, pct=False)} |")
+        lines.append("")
+    return lines
+
+
+def _table1_markdown(summary: dict, spec: ExperimentSpec) -> list[str]:
+    scen = list(summary["scenarios"].items())
+    head = "| responses | method | " + " | ".join(
+        f"{b['forgetting_task']} ({s}) during ↑ | post-switch ↑ | forgetting % ↓" for s, b in scen) + " |"
+    lines = ["## Table 1 layout (accuracy %, mean ± std over finished seeds)", "", head,
+             "|---|---|" + "---|---|---|" * len(scen)]
+    for which, label in (("local", "local-solved only"), ("joint", "local-cloud joint")):
+        for m in spec.methods:
+            cells = []
+            for _, b in scen:
+                r = b["methods"][m][which]
+                cells += [fmt_ms(r["during"]), fmt_ms(r["post"]), fmt_ms(r["forgetting"])]
+            n = max(len(b["methods"][m]["seeds"]) for _, b in scen)
+            lines.append(f"| {label} | {METHOD_LABELS[m]} (n={n}) | " + " | ".join(cells) + " |")
+    return lines + [""]
