@@ -58,7 +58,7 @@ def measure(name: str, path: str | None, args) -> dict:
         [sys.executable, "-c", _CHILD, str(args.tokens), str(args.batch), str(args.threads), str(args.runs)],
         capture_output=True, text=True, env=env, timeout=900)
     if proc.returncode != 0:
-        from dagrpo.doctor import crash_detail
+        from llama_runtime.probe import crash_detail
 
         return {"build": name, "error": crash_detail(proc.returncode, proc.stderr, "llama.cpp")}
     return {"build": name, **json.loads(proc.stdout.strip().splitlines()[-1])}

@@ -4,25 +4,18 @@ Each check that loads native code (llama.cpp, torch, the sandbox) runs in a chil
 crash is a finding and not the end of the doctor: a llama.cpp built for another CPU (a
 `GGML_NATIVE=ON` build that emits AMX or AVX-512 on a virtual machine that lists but does not
 grant them) dies with SIGILL at its first decode, and the doctor says so in one line with the
-rebuild command. `require_llama()` is the same probe for `dagrpo demo` and `dagrpo edge serve`.
+rebuild command (llama_runtime/probe.py, which `dagrpo demo` and `dagrpo edge serve` run too).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 from dataclasses import dataclass
 
-from dagrpo.errors import UserError
-
-REBUILD = "PY=<your venv>/bin/python bash scripts/build-llama.sh   (or: make install)"
-PROBE_TIMEOUT_S = 120.0
+from llama_runtime.probe import probe_llama, run_child
 
 # Child programs. Each prints one line on success; a non-zero exit or a signal is the finding.
-_LLAMA_PROBE = "from llama_runtime.llm import probe; import sys; print(probe(sys.argv[1]))"
 _TORCH_PROBE = (
     "import torch; print(torch.__version__, 'cuda=' + str(torch.version.cuda), "
     "'gpu=' + str(torch.cuda.is_available()))"
@@ -41,32 +34,6 @@ class Finding:
     required: bool  # the main job (`make demo`) needs it; otherwise only the tests do
 
 
-def crash_detail(returncode: int, stderr: str, what: str) -> str:
-    """One line saying why a child died: a signal by name (SIGILL with its cause), else stderr's last line."""
-    if returncode < 0:
-        sig = -returncode
-        if sig == signal.SIGILL:
-            return (f"{what} died with SIGILL (illegal instruction): this llama-cpp-python was compiled "
-                    f"for CPU features this machine does not grant (a native AMX/AVX-512 build); "
-                    f"rebuild it portably: {REBUILD}")
-        return f"{what} died with {signal.Signals(sig).name}"
-    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
-    return f"{what} failed (exit {returncode}): {lines[-1] if lines else 'no message'}"
-
-
-def run_child(code: str, *args: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
-    """Run `python -c code args...` -> (ok, its last stdout line or why it failed)."""
-    try:
-        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                              timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return False, f"no answer within {timeout_s:.0f} s"
-    if proc.returncode != 0:
-        return False, crash_detail(proc.returncode, proc.stderr, "the child process")
-    out = proc.stdout.strip().splitlines()
-    return True, out[-1] if out else ""
-
-
 def check_model() -> Finding:
     from edge_agent.settings import default_model_path
 
@@ -79,9 +46,8 @@ def check_model() -> Finding:
 
 
 def check_llama(model_path: str) -> Finding:
-    ok, detail = run_child(_LLAMA_PROBE, model_path)
-    return Finding("llama.cpp decode", "ok" if ok else "fail",
-                   detail.replace("the child process", "llama.cpp"), True)
+    ok, detail = probe_llama(model_path)
+    return Finding("llama.cpp decode", "ok" if ok else "fail", detail, True)
 
 
 def check_torch() -> Finding:
@@ -139,13 +105,6 @@ def run_checks() -> list[Finding]:
 def exit_status(findings: list[Finding]) -> int:
     """1 when something the main job needs failed, else 0 (warnings and test-only gaps pass)."""
     return int(any(f.required and f.status == "fail" for f in findings))
-
-
-def require_llama(model_path: str) -> None:
-    """The llama.cpp probe before a command that decodes: a crash becomes a UserError naming the cause."""
-    finding = check_llama(model_path)
-    if finding.status != "ok":
-        raise UserError(finding.detail)
 
 
 def doctor() -> int:

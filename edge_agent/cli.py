@@ -77,7 +77,7 @@ def _settings(args: argparse.Namespace):
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from dagrpo.doctor import require_llama
+    from llama_runtime.probe import require_llama
     from edge_agent.api import create_app
 
     settings = _settings(args)

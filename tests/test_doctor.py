@@ -10,32 +10,33 @@ import sys
 import pytest
 
 from dagrpo import doctor
+from llama_runtime import probe
 from dagrpo.errors import UserError
 
 _CRASH = "import os, signal; os.kill(os.getpid(), signal.SIGILL)"
 
 
 def test_sigill_names_the_cause_and_the_rebuild():
-    detail = doctor.crash_detail(-signal.SIGILL, "", "llama.cpp")
+    detail = probe.crash_detail(-signal.SIGILL, "", "llama.cpp")
     assert "SIGILL" in detail and "scripts/build-llama.sh" in detail and "AMX" in detail
 
 
 def test_other_signal_and_exit_code_are_named():
-    assert doctor.crash_detail(-signal.SIGSEGV, "", "x") == "x died with SIGSEGV"
-    assert doctor.crash_detail(3, "warning\nValueError: bad file\n", "x") == "x failed (exit 3): ValueError: bad file"
+    assert probe.crash_detail(-signal.SIGSEGV, "", "x") == "x died with SIGSEGV"
+    assert probe.crash_detail(3, "warning\nValueError: bad file\n", "x") == "x failed (exit 3): ValueError: bad file"
 
 
 def test_a_crashing_child_is_a_finding_not_the_end():
-    ok, detail = doctor.run_child(_CRASH)
+    ok, detail = probe.run_child(_CRASH)
     assert not ok and "SIGILL" in detail
-    ok, detail = doctor.run_child("print('fine')")
+    ok, detail = probe.run_child("print('fine')")
     assert ok and detail == "fine"
 
 
 def test_require_llama_turns_a_crash_into_a_user_error(monkeypatch):
-    monkeypatch.setattr(doctor, "_LLAMA_PROBE", _CRASH)
+    monkeypatch.setattr(probe, "_LLAMA_PROBE", _CRASH)
     with pytest.raises(UserError, match="SIGILL.*build-llama.sh"):
-        doctor.require_llama("/nonexistent.gguf")
+        probe.require_llama("/nonexistent.gguf")
 
 
 def test_memory_thresholds():

@@ -66,11 +66,11 @@ def register(subparsers) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from dagrpo.doctor import require_llama
-    from edge_agent.settings import default_model_path
+    from llama_runtime.probe import require_llama
     from trainer.commands import demo
+    from trainer.models import smollm2_gguf_path
 
-    require_llama(default_model_path())  # a llama.cpp built for another CPU stops here, with the fix
+    require_llama(str(smollm2_gguf_path()))  # a llama.cpp built for another CPU stops here, with the fix
 
     return demo(args.out, args.set)
 
