@@ -419,3 +419,57 @@ def test_rlimit_fallback_kills_a_setsid_grandchild_and_warns_every_run(
     time.sleep(2)
     assert not target.exists()
     assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
+
+
+# --- the call protocol ---------------------------------------------------------------------------
+
+
+@integration
+def test_objects_that_are_not_data_stay_in_the_sandbox_and_their_methods_run_there():
+    program = "class Solution:\n    def twice(self, x):\n        return [x, x]\n"
+    tests = "fn = getattr(Solution(), 'twice')\nassert fn(3) == [3, 3]\n"
+    assert run_code_tests(program, tests, limits=FAST).passed
+    leak = "s = Solution()\nassert s == s and s != Solution() and repr(s).startswith('<sandboxed')\n"
+    assert run_code_tests(program, leak, limits=FAST).passed
+
+
+@integration
+def test_a_builtin_exception_raised_by_the_program_is_raised_in_the_tests():
+    program = "def f(x):\n    raise ValueError(f'bad {x}')\n"
+    tests = "try:\n    f(1)\nexcept ValueError as e:\n    assert str(e) == 'bad 1'\nelse:\n    assert False\n"
+    assert run_code_tests(program, tests, limits=FAST).passed
+    custom = "class Oops(Exception):\n    pass\ndef f():\n    raise Oops('x')\n"
+    result = run_code_tests(custom, "f()", limits=FAST)
+    assert result.reason == "test failed: RuntimeError" and "Oops: x" in result.stderr
+
+
+@integration
+def test_large_arguments_and_output_during_calls_do_not_deadlock():
+    program = "def f(xs):\n    print('y' * 200_000)\n    return len(xs)\n"
+    tests = "for _ in range(3):\n    assert f(list(range(100_000))) == 100_000\n"
+    result = run_code_tests(program, tests, limits=SandboxLimits(output_bytes=1 << 21))
+    assert result.passed, result.reason
+    assert len(result.stdout) == 3 * 200_001
+
+
+@integration
+def test_a_program_that_dies_under_tests_that_swallow_errors_fails():
+    program = "import os\ndef f():\n    os._exit(0)\n"
+    tests = "try:\n    f()\nexcept Exception:\n    pass\n"
+    result = run_code_tests(program, tests, limits=FAST)
+    assert not result.passed and result.reason == "exited before the tests finished"
+
+
+@integration
+def test_a_call_that_sleeps_hits_the_wall_limit():
+    program = "import time\ndef f():\n    time.sleep(60)\n"
+    result = run_code_tests(program, "f()", limits=SandboxLimits(wall_s=1))
+    assert result.reason == "wall time limit" and result.timed_out and result.duration_s < 3
+
+
+@integration
+def test_a_call_that_loops_hits_the_cpu_limit_and_a_memory_bomb_the_memory_limit():
+    looping = run_code_tests("def f():\n    while True:\n        pass\n", "f()", limits=FAST)
+    assert looping.reason == "cpu time limit"
+    bomb = "def f():\n    hoard = []\n    while True:\n        hoard.append(bytearray(10**7))\n"
+    assert run_code_tests(bomb, "f()", limits=FAST).reason == "memory limit"
