@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Callable
 
 from collab import sandbox_codec as codec
+from collab.seccomp import filter_program
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ BACKEND_ENV = "DAGRPO_SANDBOX"  # "bwrap" (default) | "rlimit" (explicit opt-in,
 _SANDBOX_UID_BASE = 1 << 30  # fresh uids are drawn from [2^30, 2^31): far above real accounts
 _MB = 1 << 20
 _NOFILE = 256  # RLIMIT_NOFILE: open files per process
+_SHM_BYTES = 16 * _MB  # size of /dev/shm (a tmpfs: its pages are host memory)
 _MESSAGE_BYTES = 1 << 22  # one reply from the program; a longer line is a protocol violation
 _MAX_NAMES = 10_000  # top-level callables the program may report
 _CALLS_CHECK = re.compile(r"^def check\(", re.MULTILINE)
@@ -374,22 +376,26 @@ class _Sandbox:
             channel = [f"{inside}/codec.py", str(req_r), str(rep_w)]
         argv = _driver_argv(self._uid, self._limits, f"{inside}/main.py", self._mode) + channel
         if self._bwrap:
-            argv = _bwrap_argv(box, self._limits) + argv
+            seccomp = _seccomp_fd()
+            pass_fds.append(seccomp)
+            argv = _bwrap_argv(box, self._limits, seccomp) + argv
         self._start = time.monotonic()
         self._deadline = self._start + self._limits.wall_s
-        with open(box / "stdin", "rb") as stdin_file:
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=stdin_file,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=str(work),
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"},
-                start_new_session=True,  # one process group to kill
-                pass_fds=pass_fds,
-            )
-        for fd in pass_fds:
-            os.close(fd)
+        try:
+            with open(box / "stdin", "rb") as stdin_file:
+                self._proc = subprocess.Popen(
+                    argv,
+                    stdin=stdin_file,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=str(work),
+                    env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"},
+                    start_new_session=True,  # one process group to kill
+                    pass_fds=pass_fds,
+                )
+        finally:
+            for fd in pass_fds:  # the child's ends and the seccomp memfd
+                os.close(fd)
         self._open_streams()
         return self
 
@@ -595,7 +601,20 @@ def _kill_uid(uid: int) -> None:
     subprocess.run([str(_python()), "-I", "-S", "-c", _KILL_UID, str(uid)], check=True)
 
 
-def _bwrap_argv(box: Path, limits: SandboxLimits) -> list[str]:
+def _seccomp_fd() -> int:
+    """A memfd holding the seccomp filter, read by bwrap (`--seccomp FD`); closed after start."""
+    fd = os.memfd_create("dagrpo-seccomp")
+    os.write(fd, _seccomp_program())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+@functools.cache
+def _seccomp_program() -> bytes:
+    return filter_program()
+
+
+def _bwrap_argv(box: Path, limits: SandboxLimits, seccomp_fd: int) -> list[str]:
     argv = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     argv += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
     if os.geteuid() == 0:
@@ -603,7 +622,9 @@ def _bwrap_argv(box: Path, limits: SandboxLimits) -> list[str]:
     else:
         argv += ["--unshare-user"]  # unprivileged bwrap needs a user namespace
     argv += _system_binds()
-    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--seccomp", str(seccomp_fd)]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]  # device nodes stay usable
+    argv += ["--perms", "1777", "--size", str(_SHM_BYTES), "--tmpfs", "/dev/shm"]
     argv += ["--perms", "1777", "--size", str(limits.memory_mb * _MB), "--tmpfs", "/tmp"]
     argv += ["--ro-bind", str(box), "/box", "--chdir", "/tmp", "--"]
     return argv
@@ -667,9 +688,16 @@ def _backend() -> str:
 @functools.cache
 def _check_bwrap() -> None:
     """Fail loudly once if bwrap cannot build our sandbox here (instead of failing every test)."""
-    with tempfile.TemporaryDirectory(prefix="dagrpo-sandbox-") as tmp:
-        argv = _bwrap_argv(Path(tmp), SandboxLimits()) + [str(_python()), "-I", "-S", "-c", "pass"]
-        probe = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    seccomp = _seccomp_fd()
+    try:
+        with tempfile.TemporaryDirectory(prefix="dagrpo-sandbox-") as tmp:
+            argv = _bwrap_argv(Path(tmp), SandboxLimits(), seccomp)
+            argv += [str(_python()), "-I", "-S", "-c", "pass"]
+            probe = subprocess.run(
+                argv, capture_output=True, text=True, timeout=30, pass_fds=[seccomp]
+            )
+    finally:
+        os.close(seccomp)
     if probe.returncode != 0:
         detail = probe.stderr.strip()
         raise RuntimeError(f"sandbox: bwrap cannot start a sandbox here: {detail}")
