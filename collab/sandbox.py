@@ -67,6 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from collab import cgroup
 from collab import sandbox_codec as codec
 from collab.seccomp import filter_program
 
@@ -178,6 +179,7 @@ class _Run:
     timed_out: bool
     overflow: bool
     broken: str  # why the parent stopped listening to the program ("" if it did not)
+    oom_killed: bool  # the run's cgroup hit its memory limit
     stdout: str
     stderr: str
     duration_s: float
@@ -318,6 +320,8 @@ def _failure(run: _Run) -> str:
         return "wall time limit"
     if run.broken:
         return run.broken
+    if run.oom_killed:
+        return "memory limit"  # the whole run's pages, tmpfs included, over memory_mb
     if run.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
         return "cpu time limit"  # RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL at the hard one
     if run.returncode != 0 and "MemoryError" in run.stderr:
@@ -379,6 +383,9 @@ class _Sandbox:
             seccomp = _seccomp_fd()
             pass_fds.append(seccomp)
             argv = _bwrap_argv(box, self._limits, seccomp) + argv
+        self._cgroup = _run_cgroup(self._uid, self._limits)
+        if self._cgroup is not None:
+            argv = self._cgroup.join_argv(argv)
         self._start = time.monotonic()
         self._deadline = self._start + self._limits.wall_s
         try:
@@ -430,6 +437,10 @@ class _Sandbox:
         _kill_all(self._proc, self._uid, self._bwrap)
         self._wait(lambda: False, time.monotonic() + 1)  # drain what the dead wrote
         self._proc.wait()
+        oom_killed = False
+        if self._cgroup is not None:
+            oom_killed = self._cgroup.oom_killed()
+            self._cgroup.remove()
         for fd in [self._pidfd, *([self._rep_r] if self._mode == "serve" else [])]:
             os.close(fd)
         self._proc.stdout.close()
@@ -446,6 +457,7 @@ class _Sandbox:
             timed_out=self._timed_out,
             overflow=self._overflow,
             broken=self._broken,
+            oom_killed=oom_killed,
             stdout=b"".join(out)[:cap].decode("utf-8", "replace"),
             stderr=b"".join(err)[:cap].decode("utf-8", "replace"),
             duration_s=time.monotonic() - self._start,
@@ -567,6 +579,25 @@ class _Sandbox:
             self._replies += data
             if len(self._replies) > _MESSAGE_BYTES:
                 self._break(f"a reply over {_MESSAGE_BYTES} bytes")
+
+
+def _run_cgroup(uid: int, limits: SandboxLimits) -> cgroup.RunCgroup | None:
+    """The run's own cgroup (memory_mb for all its pages, processes + a few for bwrap/sh)."""
+    name = f"dagrpo-sandbox-{uid}-{secrets.token_hex(4)}"
+    run = cgroup.create(name, limits.memory_mb * _MB, limits.processes + 8)
+    if run is None:
+        _warn_no_cgroup()
+    return run
+
+
+@functools.cache
+def _warn_no_cgroup() -> None:
+    log.warning(
+        "sandbox: no cgroup for the runs (set %s to a delegated cgroup v2 directory, or run as "
+        "root with cgroup v1 memory+pids): a run's memory is bounded per process only "
+        "(processes x memory_mb, plus its tmpfs)",
+        cgroup.CGROUP_ENV,
+    )
 
 
 def _driver_argv(uid: int, limits: SandboxLimits, path: str, mode: str) -> list[str]:

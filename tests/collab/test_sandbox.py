@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from collab import sandbox
+from collab import cgroup, sandbox
 from collab.sandbox import SandboxLimits, run_code_tests, run_stdio_tests
 
 FAST = SandboxLimits(cpu_s=1, wall_s=5, memory_mb=256, processes=16, output_bytes=4096)
@@ -473,3 +473,45 @@ def test_a_call_that_loops_hits_the_cpu_limit_and_a_memory_bomb_the_memory_limit
     assert looping.reason == "cpu time limit"
     bomb = "def f():\n    hoard = []\n    while True:\n        hoard.append(bytearray(10**7))\n"
     assert run_code_tests(bomb, "f()", limits=FAST).reason == "memory limit"
+
+
+HOARDERS = """
+import os, time
+held = []
+for _ in range({children}):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        hoard = b"x" * (80 << 20)  # under RLIMIT_AS (128 MB) in each process
+        os.write(w, b"1")
+        time.sleep(10)
+        os._exit(0)
+    os.close(w)
+    if os.read(r, 1) == b"1":
+        held.append(pid)
+time.sleep(0.3)
+alive = [pid for pid in held if os.waitpid(pid, os.WNOHANG) == (0, 0)]
+print("together", len(alive), flush=True)
+"""
+
+
+@integration
+def test_processes_of_one_run_share_one_memory_limit():
+    if not cgroup.available():
+        pytest.skip("no cgroup on this machine: memory is bounded per process only")
+    limits = SandboxLimits(memory_mb=128, processes=16, wall_s=10)
+    one = run_code_tests(HOARDERS.format(children=1), "", limits=limits)
+    assert one.stdout == "together 1\n", one.stderr  # the hoarder itself works
+    six = run_code_tests(HOARDERS.format(children=6), "", limits=limits)
+    together = int(six.stdout.split()[-1]) if six.stdout.startswith("together") else 0
+    assert together * 80 <= 128, six.stdout  # never more than the run's memory at once
+
+
+@integration
+def test_each_run_is_in_its_own_cgroup_here():
+    if not cgroup.available():
+        pytest.skip("no cgroup on this machine")
+    result = run_code_tests("print(open('/proc/self/cgroup').read())", "", limits=FAST)
+    assert "dagrpo-sandbox-" in result.stdout
+    parents = cgroup.v1_parents() or (Path(os.environ.get(cgroup.CGROUP_ENV, "/nonexistent")),)
+    assert not [p for d in parents for p in d.glob("dagrpo-sandbox-*")]  # removed after the run
