@@ -141,10 +141,14 @@ _drive()
 """
 
 # Built-in exception types a failing call re-raises here (by name); any other is a RuntimeError.
+# Not StopIteration: raised inside `map(candidate, xs)` it would end the iteration early, and
+# `all(map(candidate, xs))` would pass.
 _EXCEPTIONS = {
     name: kind
     for name, kind in vars(builtins).items()
-    if isinstance(kind, type) and issubclass(kind, Exception)
+    if isinstance(kind, type)
+    and issubclass(kind, Exception)
+    and not issubclass(kind, (StopIteration, StopAsyncIteration))
 }
 
 
@@ -255,7 +259,10 @@ def _judge(box: _Sandbox, tests: str, entry_point: str) -> tuple[str, str]:
     except SandboxGone:
         return "gone", ""
     namespace = {"__name__": "__tests__", "__builtins__": builtins}
-    namespace.update({name: _RemoteFunction(box, name, name) for name in names})
+    # A program's `def abs(...)` must not replace the `abs` the tests call (unless it is the
+    # function under test itself).
+    exported = [n for n in names if n == entry_point or not hasattr(builtins, n)]
+    namespace.update({name: _RemoteFunction(box, name, name) for name in exported})
     try:
         exec(compile(tests, "tests.py", "exec"), namespace)
         if entry_point and _CALLS_CHECK.search(tests):

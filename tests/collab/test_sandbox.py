@@ -313,6 +313,23 @@ def test_a_value_with_a_forged_eq_fails_equality_tests(call):
 
 
 @integration
+def test_top_level_functions_named_like_builtins_do_not_shadow_them_in_the_tests():
+    program = "def abs(x):\n    return 0\ndef all(xs):\n    return True\n"
+    program += "def f(x):\n    return 100.0\n"
+    assert not run_code_tests(program, "assert abs(f(1) - 2.0) < 1e-6", limits=FAST).passed
+    assert not run_code_tests(program, "assert all([f(1) == 2.0])", limits=FAST).passed
+    entry = "def check(candidate):\n    assert candidate([1, 2]) == 3\n"
+    assert run_code_tests("def sum(xs):\n    return 3\n", entry, "sum", limits=FAST).passed
+
+
+@integration
+def test_stop_iteration_from_the_program_cannot_end_a_test_loop_early():
+    program = "def f(x):\n    raise StopIteration\n"
+    result = run_code_tests(program, "assert all(map(f, [1, 2]))", limits=FAST)
+    assert not result.passed and result.reason == "test failed: RuntimeError"
+
+
+@integration
 def test_patched_builtins_do_not_reach_the_tests():
     program = "import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.len = lambda x: 3\n"
     program += "def f(x):\n    return 100.0\n"
