@@ -532,3 +532,10 @@ def test_each_run_is_in_its_own_cgroup_here():
     assert "dagrpo-sandbox-" in result.stdout
     parents = cgroup.v1_parents() or (Path(os.environ.get(cgroup.CGROUP_ENV, "/nonexistent")),)
     assert not [p for d in parents for p in d.glob("dagrpo-sandbox-*")]  # removed after the run
+
+
+@integration
+def test_a_setsid_grandchild_dies_with_the_bwrap_sandbox():
+    result = run_code_tests(SETSID_ESCAPE.format(path="/tmp/escaped"), "", limits=FAST)
+    assert result.passed, result.stderr
+    assert _uids_alive(int(result.stdout.split()[0])) == []
