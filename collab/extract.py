@@ -12,6 +12,9 @@ What counts as a well-formed response (`check_format`), decided here once for ev
    the model's self-declared reasoning effort, and a count that does not match the labels is not one.
 4. ANSWER carries the final answer: a balanced `\\boxed{...}` (math, mcq) or a Python markdown
    block (code).
+5. At most MAX_COMPLETION_CHARS characters: a longer text has no answer and no format (a
+   completion comes from a model or over the network; every function here is linear in it, and
+   the cap bounds that too).
 
 Partial mode judges the local text *before* a help trigger (the cloud writes the rest). It is
 well formed when it is a prefix of some well-formed response, cut at a line boundary inside the
@@ -28,8 +31,10 @@ from collab.tasks.base import STEP_LIMITS
 
 # `\boxed{` with optional spaces before the brace (`\boxed {x}` is valid LaTeX and is accepted).
 _BOXED = re.compile(r"\\boxed\s*\{")
-# A fenced block: ```python / ```py / ```python3 / bare ```; group 1 = language tag, 2 = body.
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+MAX_COMPLETION_CHARS = 1 << 18  # 256 Ki characters: far above any step-limited answer
+# The language tag after an opening fence: ```python / ```py / ```python3 / bare ```.
+_FENCE_TAG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
+_FENCE = "```"
 _PYTHON_TAGS = {"", "python", "python3", "py"}
 _STEP = re.compile(r"Step (\d+)[:.]")
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
@@ -41,6 +46,8 @@ def last_boxed(text: str) -> str | None:
     Only the last occurrence is considered: if it is unbalanced the answer is malformed (None),
     even when an earlier box is balanced.
     """
+    if len(text) > MAX_COMPLETION_CHARS:
+        return None
     matches = list(_BOXED.finditer(text))
     if not matches:
         return None
@@ -72,14 +79,41 @@ def code_block(text: str) -> str | None:
 
     Blocks tagged with another language are ignored; an unclosed fence is not a block.
     """
-    bodies = [m.group(2) for m in _FENCE.finditer(text) if m.group(1).lower() in _PYTHON_TAGS]
+    if len(text) > MAX_COMPLETION_CHARS:
+        return None
+    bodies = [body for tag, body in _fenced_blocks(text) if tag.lower() in _PYTHON_TAGS]
     return bodies[-1] if bodies else None
+
+
+def _fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """(tag, body) of each block, left to right, in one pass (each find starts past the last).
+
+    A block opens at a fence, takes the tag after it (rest of that line ignored), and its body
+    runs from the next line to the first fence after it. The same blocks as the regex
+    ```` ```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)``` ```` (DOTALL), which is quadratic on
+    backtick runs without a closing fence.
+    """
+    blocks = []
+    pos = 0
+    while (start := text.find(_FENCE, pos)) >= 0:
+        newline = text.find("\n", start + len(_FENCE))
+        if newline < 0:
+            break  # no later fence has a line after it either
+        close = text.find(_FENCE, newline + 1)
+        if close < 0:
+            break  # every later fence lies before this newline: none is closed
+        tag = _FENCE_TAG.match(text, start + len(_FENCE), newline).group(1)
+        blocks.append((tag, text[newline + 1 : close]))
+        pos = close + len(_FENCE)
+    return blocks
 
 
 def check_format(text: str, kind: str, partial: bool = False) -> bool:
     """The step-by-step format of the module docstring; `partial` judges a pre-trigger prefix."""
     if kind not in STEP_LIMITS:
         raise ValueError(f"unknown task kind {kind!r}; expected one of {sorted(STEP_LIMITS)}")
+    if len(text) > MAX_COMPLETION_CHARS:
+        return False
     return _check_partial(text, kind) if partial else _check_full(text, kind)
 
 

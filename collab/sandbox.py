@@ -1,15 +1,38 @@
-"""Run untrusted, model-written Python and judge it against tests.
+"""Run untrusted, model-written Python and judge it against tests, outside the program's reach.
 
-This is the only file that knows about bubblewrap. Each run is one short-lived process tree:
+This is the only file that knows about bubblewrap. The threat model is in docs/security.md: the
+program is hostile, the tests (dataset code) are trusted.
 
-    bwrap (host: root)                    new net/pid/ipc/uts namespaces, new session,
-      --unshare-net ...                   dies with its parent, all capabilities dropped
-      └─ python -I -S -c _DRIVER          but CAP_SETUID/CAP_SETGID; read-only /usr, /lib*,
-           1. reads the source (as root)  the interpreter's prefix; /proc, /dev minimal;
-           2. sets rlimits (CPU, AS,      cwd = a private size-capped tmpfs /tmp; the program
-              NPROC, CORE)                file read-only at /box. Nothing of the host's
-           3. drops to a fresh uid        /work, /root, /home or /tmp is visible.
-           4. exec()s program + tests
+Code tests (`run_code_tests`): the judge is this process, never the program's interpreter.
+
+    parent (this process)                           sandbox: bwrap ... python -I -S -c _DRIVER
+      1. starts the sandbox, drains its               1. reads program + codec (as root), sets
+         stdout/stderr (output cap, wall time)           rlimits, drops to a fresh uid
+      2. reads ["ready", [callable names]]  <-------  2. exec()s the program into a dict, sends
+      3. exec()s the TESTS here, with a proxy            the names of its top-level callables
+         for each name; a call sends  ------------->  3. serves calls: [target, args, kwargs]
+         [target, args, kwargs] and decodes  <------     -> ["ok", value] | ["err", type, text]
+         the reply into plain built-in values
+      4. passes iff the tests ran to the end
+         and the sandbox stayed within its limits
+
+Values cross as tagged JSON (`collab/sandbox_codec.py`) on a dedicated pipe pair, decoded here
+into genuine built-in objects: an object with a forged `__eq__`, patched builtins, a run token
+read back from stdin or the driver's frame, fake lines written to any fd -- none of it can turn
+a failing assert into a pass. Objects that are not plain data (an instance of the program's
+`class Solution`) stay in the sandbox; the tests get a handle whose method calls go back there.
+
+Stdio tests (`run_stdio_tests`): one fresh sandbox per case; its stdout is compared here, and the
+expected output never enters the sandbox.
+
+The sandbox (bwrap):
+
+    bwrap --unshare-net/pid/ipc/uts         a private network, pid, IPC and UTS namespace; a new
+      --new-session --die-with-parent       session; every capability dropped but
+      --seccomp FD (collab/seccomp.py)      CAP_SETUID/CAP_SETGID (as root); no new user
+      read-only /usr, /lib*, the prefix     namespace, mount or keyring (seccomp); cwd = a
+      /tmp, /dev/shm: size-capped tmpfs     size-capped private tmpfs /tmp; /dev read-only;
+      /dev read-only; the box at /box       the program at /box/main.py
 
 Why a fresh uid: RLIMIT_NPROC counts processes per real uid and is not enforced for root, so the
 driver switches to a random unprivileged uid (`_SANDBOX_UID_BASE` + 30 random bits) that no
@@ -17,22 +40,17 @@ other process uses; a fork bomb then hits the limit inside its own sandbox. Drop
 to that uid also clears every capability. When this module itself runs as an ordinary user,
 bwrap gets `--unshare-user` instead and the limit counts inside that fresh user namespace.
 
-The parent enforces wall time and output size: it reads stdout+stderr up to
-`output_bytes`, then kills the whole process group (bwrap's pid namespace takes every
-descendant with it).
-
-Passing code tests requires exit code 0 *and* a per-run random token, which the driver reads
-from stdin before the program starts and prints after the tests returned. A program that calls
-`sys.exit(0)` or `os._exit(0)` before the tests run therefore fails (a reward hack RL finds).
-
-Without bwrap (or with DAGRPO_SANDBOX=rlimit) the same driver runs directly on the host with
-rlimits and the uid drop only: no namespaces, so network and world-readable files are reachable.
-That fallback logs a warning once per process. DAGRPO_SANDBOX=bwrap requires bwrap.
+Fail closed: without bwrap the sandbox refuses to run. `DAGRPO_SANDBOX=rlimit` is an explicit
+opt-in to rlimits plus the uid drop only (root only; warned on every run): no namespaces, so the
+network and world-readable files are reachable; every process of the run's fresh uid is killed
+at the end (a `setsid()` grandchild included).
 """
 
 from __future__ import annotations
 
+import builtins
 import functools
+import json
 import logging
 import os
 import re
@@ -44,28 +62,46 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from collab import cgroup
+from collab import sandbox_codec as codec
+from collab.seccomp import filter_program
 
 log = logging.getLogger(__name__)
 
-BACKEND_ENV = "DAGRPO_SANDBOX"  # "auto" (default) | "bwrap" | "rlimit"
+BACKEND_ENV = "DAGRPO_SANDBOX"  # "bwrap" (default) | "rlimit" (explicit opt-in, root only)
 _SANDBOX_UID_BASE = 1 << 30  # fresh uids are drawn from [2^30, 2^31): far above real accounts
 _MB = 1 << 20
+_NOFILE = 256  # RLIMIT_NOFILE: open files per process
+_SHM_BYTES = 16 * _MB  # size of /dev/shm (a tmpfs: its pages are host memory)
+_MESSAGE_BYTES = 1 << 22  # one reply from the program; a longer line is a protocol violation
+_MAX_NAMES = 10_000  # top-level callables the program may report
+_CALLS_CHECK = re.compile(r"^def check\(", re.MULTILINE)
 
-# Runs inside the sandbox as `python -I -S -c _DRIVER UID CPU_S MEMORY_BYTES NPROC SOURCE MODE`.
-# MODE "tests": the first stdin line is the token to print once the program+tests returned.
+# Runs inside the sandbox as
+# `python -I -S -c _DRIVER UID CPU_S MEMORY_BYTES NPROC FSIZE NOFILE PROGRAM MODE [CODEC IN OUT]`.
+# MODE "stdio": run the program. MODE "serve": run it, then answer calls on the fds IN/OUT.
 _DRIVER = r"""
 import builtins, os, resource, sys
 def _drive():
-    uid, cpu_s, memory_bytes, nproc = (int(a) for a in sys.argv[1:5])
-    path, mode = sys.argv[5], sys.argv[6]
-    token = sys.stdin.readline().strip() if mode == "tests" else ""
+    uid, cpu_s, memory_bytes, nproc, fsize, nofile = (int(a) for a in sys.argv[1:7])
+    path, mode = sys.argv[7], sys.argv[8]
     with open(path, encoding="utf-8") as f:
         source = f.read()
+    codec = {"__name__": "codec"}
+    if mode == "serve":
+        with open(sys.argv[9], encoding="utf-8") as f:
+            exec(f.read(), codec)
+        requests, replies = int(sys.argv[10]), int(sys.argv[11])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))  # SIGXCPU, then SIGKILL
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if os.getuid() == 0:
         os.setgroups([])
@@ -73,19 +109,54 @@ def _drive():
         os.setresuid(uid, uid, uid)  # from root to non-root: all capabilities are cleared
     builtins.exit = builtins.quit = sys.exit  # normally added by `site`, which -S skips
     sys.argv = ["main.py"]
-    exec(compile(source, "main.py", "exec"), {"__name__": "__main__", "__builtins__": builtins})
-    if token:  # to fd 1 directly: the program may have replaced sys.stdout
-        sys.__stdout__.flush()
-        os.write(1, ("\n" + token + "\n").encode())
+    program = {"__name__": "__main__", "__builtins__": builtins}
+    exec(compile(source, "main.py", "exec"), program)
+    if mode == "serve":
+        _serve(program, codec, os.fdopen(requests, "rb"), os.fdopen(replies, "w"))
+def _serve(program, codec, requests, replies):
+    names = [n for n, v in program.items() if callable(v) and not n.startswith("__")]
+    kept = []
+    def keep(obj):
+        kept.append(obj)
+        return len(kept) - 1
+    def send(message):
+        replies.write(codec["json"].dumps(message, separators=(",", ":")) + "\n")
+        replies.flush()
+    send(["ready", names])
+    for line in requests:
+        try:
+            target, args, kwargs = codec["loads"](line, kept.__getitem__)
+            function = program[target] if type(target) is str else getattr(*target)
+            reply = ["ok", codec["encode"](function(*args, **kwargs), keep)]
+        except Exception as exc:
+            try:
+                reply = ["err", type(exc).__name__, str(exc)[:1000]]
+            except Exception:
+                reply = ["err", type(exc).__name__, ""]
+        send(reply)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # the judge closed the requests: no atexit handlers, no waiting for threads
 _drive()
 """
+
+# Built-in exception types a failing call re-raises here (by name); any other is a RuntimeError.
+# Not StopIteration: raised inside `map(candidate, xs)` it would end the iteration early, and
+# `all(map(candidate, xs))` would pass.
+_EXCEPTIONS = {
+    name: kind
+    for name, kind in vars(builtins).items()
+    if isinstance(kind, type)
+    and issubclass(kind, Exception)
+    and not issubclass(kind, (StopIteration, StopAsyncIteration))
+}
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
     cpu_s: float = 5  # CPU seconds (RLIMIT_CPU, rounded up to whole seconds)
     wall_s: float = 10  # wall-clock seconds, enforced by the parent
-    memory_mb: int = 512  # address space (RLIMIT_AS); also the size of the private tmpfs
+    memory_mb: int = 512  # address space (RLIMIT_AS); also the size of each tmpfs, RLIMIT_FSIZE
     processes: int = 64  # RLIMIT_NPROC for the sandbox's own uid
     output_bytes: int = 65536  # stdout+stderr read before the run is killed
 
@@ -102,7 +173,7 @@ class SandboxResult:
     timed_out: bool  # the wall-clock limit was hit
     reason: str  # "ok" or why it failed, e.g. "cpu time limit", "output limit"
     stdout: str
-    stderr: str
+    stderr: str  # the program's, then the traceback of a failing test
     duration_s: float
 
 
@@ -111,34 +182,43 @@ class _Run:
     returncode: int
     timed_out: bool
     overflow: bool
+    broken: str  # why the parent stopped listening to the program ("" if it did not)
+    oom_killed: bool  # the run's cgroup hit its memory limit
     stdout: str
     stderr: str
     duration_s: float
 
 
+class SandboxGone(Exception):
+    """The program stopped answering: it exited, hit a limit, or broke the protocol."""
+
+
 def run_code_tests(
     program: str, tests: str, entry_point: str = "", limits: SandboxLimits | None = None
 ) -> SandboxResult:
-    """Run `program` then `tests` in one sandboxed interpreter; pass iff they finish with exit 0.
+    """Run `program` in the sandbox, then `tests` here against proxies of its callables.
 
-    When `tests` define `check(` and `entry_point` is given, `check(<entry_point>)` is called
-    (HumanEval convention).
+    Pass iff the tests run to the end without an exception and the sandbox stays within its
+    limits. When `tests` define `check(` and `entry_point` is given, `check(<entry_point>)` is
+    called (HumanEval convention).
     """
-    source = f"{program}\n\n{tests}\n"
-    if entry_point and re.search(r"^def check\(", tests, re.MULTILINE):
-        source += f"\ncheck({entry_point})\n"
-    token = secrets.token_hex(16)
-    run = _run(source, f"{token}\n", "tests", limits or SandboxLimits())
-    completed = run.stdout.endswith(f"\n{token}\n")
-    stdout = run.stdout[: -len(token) - 2] if completed else run.stdout
-    reason = _failure(run) or ("ok" if completed else "exited before the tests finished")
+    with _Sandbox(program, "", "serve", limits or SandboxLimits()) as box:
+        outcome, failure_trace = _judge(box, tests, entry_point)
+    run = box.run
+    limit = _failure(run)
+    if outcome == "gone":
+        reason = limit or "exited before the tests finished"
+    elif outcome == "test failed: MemoryError":
+        reason = "memory limit"  # raised inside a call, under RLIMIT_AS
+    else:
+        reason = limit or outcome
     return SandboxResult(
         passed=reason == "ok",
         returncode=run.returncode,
         timed_out=run.timed_out,
         reason=reason,
-        stdout=stdout,
-        stderr=run.stderr,
+        stdout=run.stdout,
+        stderr=run.stderr + failure_trace,
         duration_s=run.duration_s,
     )
 
@@ -157,7 +237,9 @@ def run_stdio_tests(
     limits = limits or SandboxLimits()
     total_s = 0.0
     for i, (stdin, expected) in enumerate(cases):
-        run = _run(program, stdin, "stdio", limits)
+        with _Sandbox(program, stdin, "stdio", limits) as box:
+            pass
+        run = box.run
         total_s += run.duration_s
         reason = _failure(run)
         if not reason and _normalize(run.stdout) != _normalize(expected):
@@ -165,6 +247,60 @@ def run_stdio_tests(
         if reason:
             return _result(run, f"case {i}: {reason}", total_s)
     return _result(run, "ok", total_s)
+
+
+def _judge(box: _Sandbox, tests: str, entry_point: str) -> tuple[str, str]:
+    """Run the trusted `tests` here against the program's callables: (outcome, traceback).
+
+    outcome is "ok", "gone" (the sandbox stopped answering) or "test failed: <exception>".
+    """
+    try:
+        names = box.ready()
+    except SandboxGone:
+        return "gone", ""
+    namespace = {"__name__": "__tests__", "__builtins__": builtins}
+    # A program's `def abs(...)` must not replace the `abs` the tests call (unless it is the
+    # function under test itself).
+    exported = [n for n in names if n == entry_point or not hasattr(builtins, n)]
+    namespace.update({name: _RemoteFunction(box, name, name) for name in exported})
+    try:
+        exec(compile(tests, "tests.py", "exec"), namespace)
+        if entry_point and _CALLS_CHECK.search(tests):
+            exec(compile(f"check({entry_point})\n", "tests.py", "exec"), namespace)
+    except SandboxGone:
+        return "gone", ""
+    except Exception as exc:
+        return f"test failed: {type(exc).__name__}", "".join(traceback.format_exception(exc))
+    # A test that swallowed every exception must not pass a program that died under it.
+    return ("gone", "") if box.gone else ("ok", "")
+
+
+class _RemoteFunction:
+    """A callable of the program: calling it runs it in the sandbox and decodes the result."""
+
+    def __init__(self, box: _Sandbox, target: object, name: str) -> None:
+        self._box, self._target, self.__name__ = box, target, name
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        return self._box.call(self._target, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<sandboxed {self.__name__}>"
+
+
+class _RemoteObject:
+    """An object that is not plain data and stayed in the sandbox; its methods run there."""
+
+    def __init__(self, box: _Sandbox, handle: int) -> None:
+        self._box, self._handle = box, handle
+
+    def __getattr__(self, name: str) -> _RemoteFunction:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _RemoteFunction(self._box, (self, name), name)
+
+    def __repr__(self) -> str:
+        return f"<sandboxed object {self._handle}>"
 
 
 def _result(run: _Run, reason: str, duration_s: float) -> SandboxResult:
@@ -189,6 +325,10 @@ def _failure(run: _Run) -> str:
         return "output limit"
     if run.timed_out:
         return "wall time limit"
+    if run.broken:
+        return run.broken
+    if run.oom_killed:
+        return "memory limit"  # the whole run's pages, tmpfs included, over memory_mb
     if run.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
         return "cpu time limit"  # RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL at the hard one
     if run.returncode != 0 and "MemoryError" in run.stderr:
@@ -200,107 +340,319 @@ def _failure(run: _Run) -> str:
     return ""
 
 
-def _run(source: str, stdin: str, mode: str, limits: SandboxLimits) -> _Run:
-    """One sandboxed interpreter run of `source` with `stdin`, killed at the first limit."""
-    use_bwrap = _backend() == "bwrap"
-    with tempfile.TemporaryDirectory(prefix="dagrpo-sandbox-") as tmp:
-        box = Path(tmp)
-        (box / "main.py").write_text(source, encoding="utf-8")
-        (box / "stdin").write_text(stdin, encoding="utf-8")
+def _remote_exception(name: object, text: object) -> Exception:
+    """The built-in exception a failed call stands for (by name only), else a RuntimeError."""
+    if type(name) is not str or type(text) is not str:
+        return RuntimeError("the program sent a malformed error")
+    kind = _EXCEPTIONS.get(name)
+    try:
+        return kind(text) if kind is not None else RuntimeError(f"{name[:100]}: {text}")
+    except Exception:  # a built-in that needs more arguments (UnicodeDecodeError, ...)
+        return RuntimeError(f"{name}: {text}")
+
+
+class _Sandbox:
+    """One sandboxed interpreter: started on enter, killed with every descendant on exit.
+
+    While it runs, the parent drains stdout/stderr (at most `output_bytes` in all) and, in
+    "serve" mode, exchanges one-line messages on a dedicated pipe pair; every wait ends at the
+    run's wall-clock deadline. After exit, `run` holds what happened.
+    """
+
+    def __init__(self, program: str, stdin: str, mode: str, limits: SandboxLimits) -> None:
+        self._program, self._stdin, self._mode, self._limits = program, stdin, mode, limits
+        self.gone = False
+        self.run: _Run | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> _Sandbox:
+        self._bwrap = _backend() == "bwrap"
+        self._tmp = tempfile.TemporaryDirectory(prefix="dagrpo-sandbox-")
+        box = Path(self._tmp.name)
+        (box / "main.py").write_text(self._program, encoding="utf-8")
+        (box / "codec.py").write_text(Path(codec.__file__).read_text(), encoding="utf-8")
+        (box / "stdin").write_text(self._stdin, encoding="utf-8")
         work = box / "work"  # the fallback's cwd; bwrap uses a tmpfs instead
         work.mkdir(mode=0o777)
         work.chmod(0o1777)  # mkdir's mode is masked by umask
-        uid = _SANDBOX_UID_BASE + secrets.randbelow(_SANDBOX_UID_BASE)
-        if use_bwrap:
-            argv = _bwrap_argv(box, limits) + _driver_argv(uid, limits, "/box/main.py", mode)
+        self._uid = _SANDBOX_UID_BASE + secrets.randbelow(_SANDBOX_UID_BASE)
+        inside = "/box" if self._bwrap else str(box)
+        pass_fds: list[int] = []
+        channel: list[str] = []
+        if self._mode == "serve":
+            req_r, self._req_w = os.pipe()
+            self._rep_r, rep_w = os.pipe()
+            pass_fds += [req_r, rep_w]
+            channel = [f"{inside}/codec.py", str(req_r), str(rep_w)]
+        argv = _driver_argv(self._uid, self._limits, f"{inside}/main.py", self._mode) + channel
+        if self._bwrap:
+            seccomp = _seccomp_fd()
+            pass_fds.append(seccomp)
+            argv = _bwrap_argv(box, self._limits, seccomp) + argv
+        self._cgroup = _run_cgroup(self._uid, self._limits)
+        if self._cgroup is not None:
+            argv = self._cgroup.join_argv(argv)
+        self._start = time.monotonic()
+        self._deadline = self._start + self._limits.wall_s
+        try:
+            with open(box / "stdin", "rb") as stdin_file:
+                self._proc = subprocess.Popen(
+                    argv,
+                    stdin=stdin_file,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=str(work),
+                    env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"},
+                    start_new_session=True,  # one process group to kill
+                    pass_fds=pass_fds,
+                )
+        finally:
+            for fd in pass_fds:  # the child's ends and the seccomp memfd
+                os.close(fd)
+        self._open_streams()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.run = self._finish()
+        finally:
+            self._sel.close()
+            self._tmp.cleanup()
+
+    def _open_streams(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._out = {self._proc.stdout.fileno(): [], self._proc.stderr.fileno(): []}
+        self._total = 0
+        self._replies = b""
+        self._outbox = b""
+        self._exited = self._timed_out = self._overflow = False
+        self._broken = ""
+        self._requests_open = self._mode == "serve"
+        for fd in self._out:
+            self._sel.register(fd, selectors.EVENT_READ)
+        self._pidfd = os.pidfd_open(self._proc.pid)
+        self._sel.register(self._pidfd, selectors.EVENT_READ)
+        if self._mode == "serve":
+            os.set_blocking(self._req_w, False)
+            self._sel.register(self._rep_r, selectors.EVENT_READ)
+
+    def _finish(self) -> _Run:
+        if self._mode == "serve":
+            self._close_requests()  # the driver exits at EOF
+        self._wait(lambda: self._exited, self._deadline)
+        _kill_all(self._proc, self._uid, self._bwrap)
+        self._wait(lambda: False, time.monotonic() + 1)  # drain what the dead wrote
+        self._proc.wait()
+        oom_killed = False
+        if self._cgroup is not None:
+            oom_killed = self._cgroup.oom_killed()
+            self._cgroup.remove()
+        for fd in [self._pidfd, *([self._rep_r] if self._mode == "serve" else [])]:
+            os.close(fd)
+        self._proc.stdout.close()
+        self._proc.stderr.close()
+        returncode = self._proc.returncode
+        if self._bwrap and returncode > 128:
+            returncode = 128 - returncode  # bwrap reports "killed by signal s" as exit 128+s
+        if self._timed_out or self._overflow or self._broken:
+            returncode = -signal.SIGKILL  # the parent killed it
+        cap = self._limits.output_bytes
+        out, err = self._out.values()  # stdout's chunks, then stderr's
+        return _Run(
+            returncode=returncode,
+            timed_out=self._timed_out,
+            overflow=self._overflow,
+            broken=self._broken,
+            oom_killed=oom_killed,
+            stdout=b"".join(out)[:cap].decode("utf-8", "replace"),
+            stderr=b"".join(err)[:cap].decode("utf-8", "replace"),
+            duration_s=time.monotonic() - self._start,
+        )
+
+    # -- the call protocol ------------------------------------------------------------------------
+
+    def ready(self) -> list[str]:
+        """The program's top-level callable names, once it has run to its end."""
+        message = self._message()
+        if (
+            len(message) != 2
+            or message[0] != "ready"
+            or type(message[1]) is not list
+            or len(message[1]) > _MAX_NAMES
+            or not all(type(n) is str and n.isidentifier() for n in message[1])
+        ):
+            raise self._break("malformed ready message")
+        return message[1]
+
+    def call(self, target: object, args: tuple, kwargs: dict) -> object:
+        """Run `target(*args, **kwargs)` in the sandbox; its value, or its exception raised here."""
+        if self.gone:
+            raise SandboxGone("the sandbox is gone")
+        self._outbox += codec.dumps((target, args, kwargs), self._handle).encode()
+        message = self._message()
+        if len(message) == 2 and message[0] == "ok":
+            try:
+                return codec.decode(message[1], functools.partial(_RemoteObject, self))
+            except codec.CodecError as exc:
+                raise self._break(f"bad value from the program: {exc}") from None
+        if len(message) == 3 and message[0] == "err":
+            raise _remote_exception(message[1], message[2])
+        raise self._break("malformed reply")
+
+    def _handle(self, value: object) -> int:
+        if isinstance(value, _RemoteObject) and value._box is self:
+            return value._handle
+        raise codec.CodecError(f"cannot send a {type(value).__name__} into the sandbox")
+
+    def _message(self) -> list:
+        """The next reply line as a JSON list; SandboxGone if none comes in time."""
+        got = self._wait(lambda: b"\n" in self._replies or self._exited, self._deadline)
+        if not got or b"\n" not in self._replies:
+            self.gone = True
+            raise SandboxGone("the program stopped answering")
+        line, _, self._replies = self._replies.partition(b"\n")
+        try:
+            message = json.loads(line)
+        except (ValueError, RecursionError):
+            raise self._break("a reply that is not JSON") from None
+        if type(message) is not list or not message:
+            raise self._break("a reply that is not a message")
+        return message
+
+    def _break(self, why: str) -> SandboxGone:
+        """Stop listening to a program that broke the protocol, and kill it."""
+        self.gone = True
+        self._broken = self._broken or f"protocol violation: {why}"
+        _kill_all(self._proc, self._uid, self._bwrap)
+        return SandboxGone(why)
+
+    def _close_requests(self) -> None:
+        self._want_write(False)
+        self._requests_open = False
+        self._outbox = b""
+        os.close(self._req_w)
+
+    # -- the event loop ---------------------------------------------------------------------------
+
+    def _wait(self, done: Callable[[], bool], deadline: float) -> bool:
+        """Pump stdout/stderr/replies/requests until `done()`; False at a limit or the deadline."""
+        while not done():
+            if self._overflow or self._broken:
+                return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._timed_out = self._timed_out or deadline == self._deadline
+                return False
+            self._want_write(bool(self._outbox))
+            if not self._sel.get_map():
+                return done()
+            for key, events in self._sel.select(remaining):
+                if events & selectors.EVENT_WRITE:
+                    self._write_requests()
+                if events & selectors.EVENT_READ:
+                    self._read(key.fd)
+        return True
+
+    def _want_write(self, want: bool) -> None:
+        if not self._requests_open:
+            return
+        registered = self._sel.get_map().get(self._req_w) is not None
+        if want and not registered:
+            self._sel.register(self._req_w, selectors.EVENT_WRITE)
+        elif not want and registered:
+            self._sel.unregister(self._req_w)
+
+    def _write_requests(self) -> None:
+        try:
+            sent = os.write(self._req_w, self._outbox)
+        except BrokenPipeError:
+            sent = len(self._outbox)  # the driver is gone: its exit ends the wait
+        self._outbox = self._outbox[sent:]
+
+    def _read(self, fd: int) -> None:
+        if fd == self._pidfd:
+            self._exited = True
+            self._sel.unregister(fd)
+            return
+        data = os.read(fd, 65536)
+        if not data:
+            self._sel.unregister(fd)
+        elif fd in self._out:
+            self._out[fd].append(data)
+            self._total += len(data)
+            self._overflow = self._total > self._limits.output_bytes
         else:
-            argv = _driver_argv(uid, limits, str(box / "main.py"), mode)
-        with open(box / "stdin", "rb") as stdin_file:
-            return _execute(argv, stdin_file, str(work), limits, use_bwrap)
+            self._replies += data
+            if len(self._replies) > _MESSAGE_BYTES:
+                self._break(f"a reply over {_MESSAGE_BYTES} bytes")
+
+
+def _run_cgroup(uid: int, limits: SandboxLimits) -> cgroup.RunCgroup | None:
+    """The run's own cgroup (memory_mb for all its pages, processes + a few for bwrap/sh)."""
+    name = f"dagrpo-sandbox-{uid}-{secrets.token_hex(4)}"
+    run = cgroup.create(name, limits.memory_mb * _MB, limits.processes + 8)
+    if run is None:
+        _warn_no_cgroup()
+    return run
+
+
+@functools.cache
+def _warn_no_cgroup() -> None:
+    log.warning(
+        "sandbox: no cgroup for the runs (set %s to a delegated cgroup v2 directory, or run as "
+        "root with cgroup v1 memory+pids): a run's memory is bounded per process only "
+        "(processes x memory_mb, plus its tmpfs)",
+        cgroup.CGROUP_ENV,
+    )
 
 
 def _driver_argv(uid: int, limits: SandboxLimits, path: str, mode: str) -> list[str]:
     cpu_s = max(1, int(-(-limits.cpu_s // 1)))  # ceil: RLIMIT_CPU takes whole seconds
-    numbers = [uid, cpu_s, limits.memory_mb * _MB, limits.processes]
+    memory = limits.memory_mb * _MB
+    numbers = [uid, cpu_s, memory, limits.processes, memory, _NOFILE]
     return [str(_python()), "-I", "-S", "-c", _DRIVER, *map(str, numbers), path, mode]
 
 
-def _execute(argv: list[str], stdin, cwd: str, limits: SandboxLimits, bwrap: bool) -> _Run:
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        argv,
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"},
-        start_new_session=True,  # one process group to kill
-    )
-    try:
-        out, err, timed_out, overflow = _collect(proc, start + limits.wall_s, limits.output_bytes)
-    finally:
-        _kill_group(proc)
-    returncode = proc.returncode
-    if bwrap and returncode > 128:
-        returncode = 128 - returncode  # bwrap reports "killed by signal s" as exit 128+s
-    if timed_out or overflow:
-        returncode = -signal.SIGKILL  # the parent killed it
-    return _Run(
-        returncode=returncode,
-        timed_out=timed_out,
-        overflow=overflow,
-        stdout=out[: limits.output_bytes].decode("utf-8", "replace"),
-        stderr=err[: limits.output_bytes].decode("utf-8", "replace"),
-        duration_s=time.monotonic() - start,
-    )
+def _kill_all(proc: subprocess.Popen, uid: int, bwrap: bool) -> None:
+    """SIGKILL the run and every descendant.
 
-
-def _collect(
-    proc: subprocess.Popen, deadline: float, max_bytes: int
-) -> tuple[bytes, bytes, bool, bool]:
-    """Read stdout/stderr until both close, the deadline passes, or more than `max_bytes` came.
-
-    Returns (stdout, stderr, timed_out, overflow); the caller kills the process group.
+    bwrap: its pid namespace dies with the process group. The rlimit fallback: a `setsid()`
+    child leaves the group, so every process of the run's fresh uid is killed too.
     """
-    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
-    chunks: dict[int, list[bytes]] = {out_fd: [], err_fd: []}
-    total = 0
-    with selectors.DefaultSelector() as sel:
-        for fd in chunks:
-            sel.register(fd, selectors.EVENT_READ)
-        while sel.get_map() and total <= max_bytes:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            for key, _ in sel.select(remaining):
-                data = os.read(key.fd, 65536)
-                if not data:
-                    sel.unregister(key.fd)
-                chunks[key.fd].append(data)
-                total += len(data)
-        still_open = bool(sel.get_map())
-    overflow = total > max_bytes
-    timed_out = still_open and not overflow
-    if not (timed_out or overflow):
-        try:  # both pipes closed, yet the process may still run
-            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-    return b"".join(chunks[out_fd]), b"".join(chunks[err_fd]), timed_out, overflow
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the run's process group (bwrap's pid namespace goes down with it) and reap."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass  # already gone
-    proc.wait()
-    proc.stdout.close()
-    proc.stderr.close()
+    if not bwrap:
+        _kill_uid(uid)
 
 
-def _bwrap_argv(box: Path, limits: SandboxLimits) -> list[str]:
+_KILL_UID = (
+    "import os, sys\nu = int(sys.argv[1])\nos.setgroups([])\nos.setresgid(u, u, u)\n"
+    "os.setresuid(u, u, u)\ntry:\n    os.kill(-1, 9)\nexcept ProcessLookupError:\n    pass\n"
+)
+
+
+def _kill_uid(uid: int) -> None:
+    """kill(-1) as `uid`: every process of that uid, atomically with respect to fork."""
+    subprocess.run([str(_python()), "-I", "-S", "-c", _KILL_UID, str(uid)], check=True)
+
+
+def _seccomp_fd() -> int:
+    """A memfd holding the seccomp filter, read by bwrap (`--seccomp FD`); closed after start."""
+    fd = os.memfd_create("dagrpo-seccomp")
+    os.write(fd, _seccomp_program())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+@functools.cache
+def _seccomp_program() -> bytes:
+    return filter_program()
+
+
+def _bwrap_argv(box: Path, limits: SandboxLimits, seccomp_fd: int) -> list[str]:
     argv = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     argv += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
     if os.geteuid() == 0:
@@ -308,7 +660,9 @@ def _bwrap_argv(box: Path, limits: SandboxLimits) -> list[str]:
     else:
         argv += ["--unshare-user"]  # unprivileged bwrap needs a user namespace
     argv += _system_binds()
-    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--seccomp", str(seccomp_fd)]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]  # device nodes stay usable
+    argv += ["--perms", "1777", "--size", str(_SHM_BYTES), "--tmpfs", "/dev/shm"]
     argv += ["--perms", "1777", "--size", str(limits.memory_mb * _MB), "--tmpfs", "/tmp"]
     argv += ["--ro-bind", str(box), "/box", "--chdir", "/tmp", "--"]
     return argv
@@ -344,35 +698,44 @@ def _python() -> Path:
 
 
 def _backend() -> str:
-    choice = os.environ.get(BACKEND_ENV, "auto")
-    if choice not in ("auto", "bwrap", "rlimit"):
-        raise ValueError(f"{BACKEND_ENV} must be auto, bwrap or rlimit, got {choice!r}")
-    if choice == "rlimit" or (choice == "auto" and shutil.which("bwrap") is None):
-        _warn_fallback(choice)
+    """bwrap unless the fallback was asked for explicitly; never a silent downgrade."""
+    choice = os.environ.get(BACKEND_ENV, "bwrap")
+    if choice not in ("bwrap", "rlimit"):
+        raise ValueError(f"{BACKEND_ENV} must be bwrap or rlimit, got {choice!r}")
+    if choice == "rlimit":
+        if os.geteuid() != 0:
+            raise RuntimeError(
+                f"sandbox: {BACKEND_ENV}=rlimit needs root (the program runs as a fresh uid); "
+                "install bubblewrap instead"
+            )
+        log.warning(
+            "sandbox: running model code WITHOUT bubblewrap (%s=rlimit): only rlimits and a uid "
+            "drop protect this host; network and world-readable files are reachable",
+            BACKEND_ENV,
+        )
         return "rlimit"
+    if shutil.which("bwrap") is None:
+        raise RuntimeError(
+            f"sandbox: bwrap (bubblewrap) is not installed; install it (apt-get install "
+            f"bubblewrap), or opt in to the weaker {BACKEND_ENV}=rlimit fallback as root"
+        )
     _check_bwrap()
     return "bwrap"
 
 
 @functools.cache
-def _warn_fallback(choice: str) -> None:
-    log.warning(
-        "sandbox: running model code WITHOUT bubblewrap (%s=%s%s): only rlimits and a uid drop "
-        "protect this host; network and world-readable files are reachable",
-        BACKEND_ENV,
-        choice,
-        "" if choice == "rlimit" else ", bwrap not found",
-    )
-
-
-@functools.cache
 def _check_bwrap() -> None:
     """Fail loudly once if bwrap cannot build our sandbox here (instead of failing every test)."""
-    if shutil.which("bwrap") is None:
-        raise RuntimeError(f"sandbox: {BACKEND_ENV}=bwrap but bwrap is not installed")
-    with tempfile.TemporaryDirectory(prefix="dagrpo-sandbox-") as tmp:
-        argv = _bwrap_argv(Path(tmp), SandboxLimits()) + [str(_python()), "-I", "-S", "-c", "pass"]
-        probe = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    seccomp = _seccomp_fd()
+    try:
+        with tempfile.TemporaryDirectory(prefix="dagrpo-sandbox-") as tmp:
+            argv = _bwrap_argv(Path(tmp), SandboxLimits(), seccomp)
+            argv += [str(_python()), "-I", "-S", "-c", "pass"]
+            probe = subprocess.run(
+                argv, capture_output=True, text=True, timeout=30, pass_fds=[seccomp]
+            )
+    finally:
+        os.close(seccomp)
     if probe.returncode != 0:
         detail = probe.stderr.strip()
         raise RuntimeError(f"sandbox: bwrap cannot start a sandbox here: {detail}")

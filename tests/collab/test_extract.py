@@ -1,10 +1,18 @@
 """Answer extraction and the step-format check (collab/extract.py)."""
 
+import re
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from collab.extract import check_format, code_block, last_boxed, think_answer
+from collab.extract import (
+    MAX_COMPLETION_CHARS,
+    check_format,
+    code_block,
+    last_boxed,
+    think_answer,
+)
 
 
 # --- last_boxed ---------------------------------------------------------------------------------
@@ -59,6 +67,56 @@ def test_code_block_ignores_other_languages_and_unclosed_fences():
     assert code_block("```bash\nls\n```") is None
     assert code_block("```python\nx = 1\n") is None
     assert code_block("no code") is None
+
+
+# The quadratic regex code_block used before (issue 22, item 8): the reference for equivalence.
+_OLD_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+
+
+def _old_code_block(text: str) -> str | None:
+    bodies = [
+        m.group(2) for m in _OLD_FENCE.finditer(text) if m.group(1).lower() in {"", "python", "python3", "py"}
+    ]
+    return bodies[-1] if bodies else None
+
+
+# Adversarial pieces: fences, backtick runs, tags, the newlines and tabs the grammar turns on.
+_FENCE_PIECES = st.sampled_from(["```", "`", "\n", " ", "\t", "py", "x", "bash", "python3 extra", "é"])
+_FENCE_TEXT = st.lists(st.one_of(_FENCE_PIECES, _FENCE_PIECES, st.text(max_size=3)), max_size=30)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_FENCE_TEXT.map("".join))
+@example("```\nx````\ny```")  # a closing fence of four backticks: the fourth opens nothing
+@example("```\tbash\nls\n```")  # a tab before the tag
+@example("``` bash\nls\n```\n```\npy\n```")
+@example("````\n```")
+def test_code_block_matches_the_old_regex_on_adversarial_strings(text):
+    assert code_block(text) == _old_code_block(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_code_block_matches_the_old_regex_on_any_text(text):
+    assert code_block(text) == _old_code_block(text)
+
+
+def test_code_block_after_a_four_backtick_closing_fence():
+    assert code_block("```\nx````\ny```") == "x"
+
+
+def test_code_block_on_the_quadratic_input_of_the_old_regex():
+    # 0.37 s at 20k backticks with the old regex, x4 per doubling; see bench/extract_adversarial.py.
+    assert code_block("`" * MAX_COMPLETION_CHARS) is None
+    assert code_block("```\n" + "`" * (MAX_COMPLETION_CHARS - 10) + "x") == ""
+
+
+def test_completions_over_the_cap_have_no_answer_and_no_format():
+    body = "Step 1: a\n" * (MAX_COMPLETION_CHARS // 10)
+    long = f"<think>{body}</think><answer>```python\nx = 1\n``` \\boxed{{1}}</answer>"
+    assert len(long) > MAX_COMPLETION_CHARS
+    assert code_block(long) is None and last_boxed(long) is None
+    assert not check_format(long, "code") and not check_format(long, "code", partial=True)
 
 
 # --- check_format -------------------------------------------------------------------------------
