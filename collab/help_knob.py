@@ -1,12 +1,13 @@
 """The inference-time budget knob: the model's own wish to ask for help, a bias on it, and its control.
 
-Where the help trigger may start (inside `<think>`, at a line start), the decoder scores the
-whole trigger under the model: log p = sum of the trigger tokens' log-probabilities, and its
+Where the help trigger may start (inside `<think>`, at a position where its first token has
+probability at least e^-8: "I ..." after a newline, " I ..." after other text), the decoder scores
+the whole trigger under the model: log p = sum of the trigger tokens' log-probabilities, and its
 logit `s = log p - log(1 - p)`. With a help bias b the decoder asks there iff `s + b > 0`
 (greedy; sampling asks with probability sigmoid(s + b)); where it does not ask, the trigger's
 first token is banned at that position, so the text goes on without it. Along the path decoded
-with every ask refused (b = -inf), a query's *ask score* is the largest s over its line starts;
-the decoder then asks on query x iff score(x) + b > 0, exactly, so the help rate is monotone in b
+with every ask refused (b = -inf), a query's *ask score* is the largest s over its candidate positions;
+the decoder then asks on query x iff score(x) + b > 0, exactly (for |b| < 8), so the help rate is monotone in b
 and the bias that gives a help rate tau on a set of queries is a quantile of their scores.
 
 Online (the edge agent), tau is the gateway's and can change at any time: the bias is the
@@ -38,7 +39,7 @@ def asks(score: float, bias: float) -> bool:
 
 
 def ask_probability(scores: list[float], bias: float) -> float:
-    """P(ask) along one path whose line starts have logits `scores`: 1 - prod(1 - sigmoid(s + b))."""
+    """P(ask) along one path whose candidate positions have logits `scores`: 1 - prod(1 - sigmoid(s + b))."""
     keep = 1.0
     for s in scores:
         z = s + bias

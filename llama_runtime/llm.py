@@ -188,22 +188,30 @@ def _logsumexp(z: np.ndarray) -> float:
     return m + math.log(float(np.exp(z.astype(np.float64) - m).sum()))
 
 
-class _KnobState:
-    """Per-sequence state of the help knob in one `sample_with_knob` call."""
+KNOB_MIN_LOGP = -8.0  # a position is a candidate start of the trigger when its first token has p >= e^-8
 
-    def __init__(self, sampler: "BatchSampler", trigger: list[int], bias: float, plen: list[int],
-                 max_new_tokens: int):
-        self.sampler, self.trigger, self.bias, self.plen = sampler, list(trigger), bias, plen
+
+class _KnobState:
+    """Per-sequence state of the help knob in one `sample_with_knob` call.
+
+    `triggers` = (the trigger's ids at a line start, its ids after other text: " I need ...").
+    """
+
+    def __init__(self, sampler: "BatchSampler", triggers: tuple[list[int], list[int]], bias: float,
+                 plen: list[int], max_new_tokens: int):
+        self.sampler, self.triggers, self.bias, self.plen = sampler, triggers, bias, plen
         self.max_new_tokens = max_new_tokens
         self.text = [""] * len(plen)  # decoded response so far
         self.scores = [-math.inf] * len(plen)
         self.asked = [False] * len(plen)
 
-    def at_line_start(self, s: int, n_tokens: int) -> bool:
-        """Where the trigger may start: inside <think>, after a newline, with room for it."""
+    def trigger_here(self, s: int, n_tokens: int) -> list[int] | None:
+        """The trigger's ids if it may start here (inside <think>, with room for it), else None."""
         t = self.text[s]
-        return (t.endswith("\n") and "<think>" in t and "</think>" not in t
-                and n_tokens + len(self.trigger) <= self.max_new_tokens)
+        if "<think>" not in t or "</think>" in t:
+            return None
+        trig = self.triggers[0] if t.endswith("\n") else self.triggers[1]
+        return trig if n_tokens + len(trig) <= self.max_new_tokens else None
 
     def advance(self, s: int, tok: int) -> None:
         self.text[s] += self.sampler.piece(tok)
@@ -333,28 +341,29 @@ class BatchSampler:
 
     def sample_with_knob(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float,
                          seed: int, eos: set[int], stop=None, *, help_bias: float | None = None,
-                         trigger: list[int] | None = None):
+                         triggers: tuple[list[int], list[int]] | None = None):
         """`sample`, and with `help_bias` the help knob (collab.help_knob) -> (groups, ask scores).
 
-        At every position inside `<think>` that starts a line, the whole `trigger` is scored under
-        the model (its tokens decoded in a scratch sequence that is dropped after), and the
+        Inside `<think>`, wherever the trigger's first token (`triggers[0]` after a newline,
+        `triggers[1]` after other text) has log p >= KNOB_MIN_LOGP, the whole trigger is scored
+        under the model (its tokens decoded in a scratch sequence that is dropped after), and the
         sequence asks iff logit + help_bias > 0 (greedy; sampling: with probability sigmoid): the
         trigger tokens are appended and the sequence ends. Where it does not ask, the trigger's
         first token is banned at that position. Ask scores [prompt][sample] = the largest logit
-        over a sequence's line starts (-inf: none); all -inf without the knob.
+        over a sequence's candidate positions (-inf: none); all -inf without the knob.
         """
         n_seqs = len(prompts) * n
         need = sum(len(p) for p in prompts) + n_seqs * max_new_tokens
         knob = help_bias is not None
-        if knob and not trigger:
-            raise ValueError("the help knob needs the trigger's token ids")
-        if n_seqs + knob > self.n_seq_max or need + knob * len(trigger or ()) > self.n_ctx:
+        if knob and not (triggers and all(triggers)):
+            raise ValueError("the help knob needs the trigger's token ids (line start, after text)")
+        if n_seqs + knob > self.n_seq_max or need > self.n_ctx:
             raise ValueError(f"{n_seqs} sequences needing {need} KV cells exceed n_seq_max={self.n_seq_max} / "
                              f"n_ctx={self.n_ctx}")
         rng = np.random.default_rng(seed)
         mem = llama_cpp.llama_get_memory(self._ctx)
         llama_cpp.llama_memory_clear(mem, True)
-        knob_state = (_KnobState(self, trigger, help_bias, [len(prompts[s // n]) for s in range(n_seqs)],
+        knob_state = (_KnobState(self, triggers, help_bias, [len(prompts[s // n]) for s in range(n_seqs)],
                                  max_new_tokens) if knob else None)
         toks: list[list[int]] = [[] for _ in range(n_seqs)]
         logps: list[list[float]] = [[] for _ in range(n_seqs)]
@@ -387,14 +396,20 @@ class BatchSampler:
                 [scores[b * n:(b + 1) * n] for b in range(len(prompts))])
 
     def _step(self, s: int, toks, logps, logits: np.ndarray, temperature: float, rng, knob_state) -> None:
-        """Append sequence s's next token (or, where the knob says ask, the whole trigger)."""
-        if knob_state is None or not knob_state.at_line_start(s, len(toks[s])):
+        """Append sequence s's next token (or, where the knob says ask, the whole trigger).
+
+        At a candidate position (the trigger may start and its first token has log p >=
+        KNOB_MIN_LOGP) the whole trigger is scored and the knob decides; where it does not ask,
+        the first token is banned there.
+        """
+        trig = knob_state.trigger_here(s, len(toks[s])) if knob_state is not None else None
+        first = None if trig is None else float(logits[trig[0]] - _logsumexp(logits))
+        if first is None or first < KNOB_MIN_LOGP:
             self._push(toks[s], logps[s], logits, temperature, rng)
             if knob_state is not None:
                 knob_state.advance(s, toks[s][-1])
             return
-        trig = knob_state.trigger
-        lp = self._trigger_logprobs(s, logits, trig, knob_state.plen[s] + len(toks[s]))
+        lp = [first] + self._trigger_logprobs(s, trig, knob_state.plen[s] + len(toks[s]))
         score = ask_logit(min(0.0, sum(lp)))
         knob_state.scores[s] = max(knob_state.scores[s], score)
         z = score + knob_state.bias
@@ -409,17 +424,18 @@ class BatchSampler:
         self._push(toks[s], logps[s], logits, temperature, rng)
         knob_state.advance(s, toks[s][-1])
 
-    def _trigger_logprobs(self, s: int, logits: np.ndarray, trig: list[int], pos: int) -> list[float]:
-        """log p of each trigger token after sequence s, the rest decoded in a scratch sequence."""
-        lp = [float(logits[trig[0]] - _logsumexp(logits))]
-        if len(trig) > 1:
-            mem, scratch = llama_cpp.llama_get_memory(self._ctx), self.n_seq_max - 1
-            llama_cpp.llama_memory_seq_cp(mem, s, scratch, -1, -1)
-            self._decode([(t, pos + j, scratch, True) for j, t in enumerate(trig[:-1])])
-            for j, t in enumerate(trig[1:]):
-                row = self._logits(j)
-                lp.append(float(row[t] - _logsumexp(row)))
-            llama_cpp.llama_memory_seq_rm(mem, scratch, -1, -1)
+    def _trigger_logprobs(self, s: int, trig: list[int], pos: int) -> list[float]:
+        """log p of trigger tokens 2.. after sequence s + trig[0], decoded in a scratch sequence."""
+        if len(trig) < 2:
+            return []
+        mem, scratch = llama_cpp.llama_get_memory(self._ctx), self.n_seq_max - 1
+        llama_cpp.llama_memory_seq_cp(mem, s, scratch, -1, -1)
+        self._decode([(t, pos + j, scratch, True) for j, t in enumerate(trig[:-1])])
+        lp = []
+        for j, t in enumerate(trig[1:]):
+            row = self._logits(j)
+            lp.append(float(row[t] - _logsumexp(row)))
+        llama_cpp.llama_memory_seq_rm(mem, scratch, -1, -1)
         return lp
 
     @staticmethod
@@ -471,7 +487,7 @@ class KnobDecoder:
         self._formatter = Jinja2ChatFormatter(buf.value.decode("utf-8"), eos_token=self.sampler.piece(eos),
                                               bos_token=self.sampler.piece(bos))
         self.eos = {t for t in (eos, llama_cpp.llama_vocab_eot(vocab)) if t >= 0}
-        self.trigger = self.sampler.tokenize(HELP_TRIGGER)
+        self.triggers = (self.sampler.tokenize(HELP_TRIGGER), self.sampler.tokenize(" " + HELP_TRIGGER))
 
     def close(self) -> None:
         self.sampler.close()
@@ -491,12 +507,12 @@ class KnobDecoder:
         """One answer per conversation; `help_bias=None` decodes without the knob (plain)."""
         prompts = [self.prompt_tokens(m) for m in conversations]
         per_call = max(1, min(self.sampler.n_seq_max - 1,
-                              (self.sampler.n_ctx - len(self.trigger)) // (max(map(len, prompts)) + max_new_tokens)))
+                              self.sampler.n_ctx // (max(map(len, prompts)) + max_new_tokens)))
         out: list[KnobAnswer] = []
         for lo in range(0, len(prompts), per_call):
             groups, scores = self.sampler.sample_with_knob(
                 prompts[lo:lo + per_call], 1, max_new_tokens, temperature, seed + lo, self.eos,
-                stop=self._trigger_seen, help_bias=help_bias, trigger=self.trigger)
+                stop=self._trigger_seen, help_bias=help_bias, triggers=self.triggers)
             for (toks, _), (score,) in zip((g[0] for g in groups), scores):
                 text = "".join(self.sampler.piece(t) for t in toks if t not in self.eos)
                 local, asked = split_at_trigger(text)
