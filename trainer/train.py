@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from collab.cloud import CloudRefused
-from collab.protocol import requests_help
+from collab.help import count_help
 from collab.scoring import score
 from collab.tasks import get_task
 from collab.tasks.base import Example
@@ -201,10 +201,13 @@ def test_sets(ctx: Context, upto_phase: int) -> dict[str, list[Example]]:
 
 
 def collect(ctx: Context, examples: list[Example], rollouts, key: str) -> tuple[list, int, int]:
-    """Cloud queries (one per group that asked) and scores: -> [prompt][response] Scored."""
+    """Cloud queries (one per group with a help request, collab.help) and scores: -> [prompt][response] Scored.
+
+    A trigger after a broken format is not a help request: its reward is -alpha_f whatever the
+    cloud answers, so its group asks the cloud only for its eq. 14 requests (`group_help`)."""
     scored, queries, refused = [], 0, 0
     for b, (ex, group) in enumerate(zip(examples, rollouts)):
-        n_help = sum(requests_help(r.text) for r in group)
+        n_help = count_help((r.text for r in group), ex.kind)
         cloud_text = None
         if n_help:
             queries += 1
@@ -295,7 +298,8 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
     loss, grad_norm, sampler_kl = policy_update(ctx, prompts, rollouts, adv)
     t4 = time.perf_counter()
 
-    responses, help_requests = costs.size, int(costs.sum())
+    flat = [s for g in scored for s in g]
+    responses, help_requests = len(flat), sum(s.help_request for s in flat)
     device_ratio = help_requests / responses
     telemetry = ctx.cloud.report_usage(task, responses, help_requests)
     ratio = device_ratio
@@ -308,7 +312,6 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
     if ctx.method.updates_lambda:
         ctx.lam = dual_update(ctx.lam, ratio, tau, tc.eta_lambda)
     gen_tokens = sum(len(r.token_ids) for g in rollouts for r in g)
-    flat = [s for g in scored for s in g]
     return {
         "step": ctx.step + 1, "phase": ctx.phase, "phase_name": ctx.cfg.phases[ctx.phase].name, "task": task,
         "tau": tau, "lambda": lam_before, "lambda_next": ctx.lam, "collab_ratio": ratio,
