@@ -117,8 +117,8 @@ def print_summary(s: dict) -> None:
                           _pct(e["joint_accuracy"]), f"{e['collab_ratio']:.2f}", _pct(e["format_rate"]))
     console.print(table)
     for task, f in s["forgetting"].items():
-        local = "-" if f["local"] is None else f"{f['local']:.3f}"
-        console.print(f"forgetting rate {task}: joint {f['joint']:.3f}, local-solved {local}")
+        joint, local = ("-" if f[k] is None else f"{f[k]:.3f}" for k in ("joint", "local"))
+        console.print(f"forgetting rate {task}: joint {joint}, local-solved {local}")
     if s["final_tau"] is not None:
         console.print(f"final training collaboration ratio {s['final_train_ratio']:.3f} vs tau {s['final_tau']:.2f}; "
                       f"lambda {s['final_lambda']:.4f}")
