@@ -149,12 +149,13 @@ def _budgets(args) -> int:
     resp = _rpc(lambda: client.budgets(args.device, args.task))
     for p in resp.policies:
         print(_policy_line(p))
-    print(f"{'device':<16} {'task':<12} {'mode':<8} {'tau':>5} {'resp':>8} {'help':>7} {'calls':>7} "
-          f"{'denied':>6} {'tokens':>9} {'window':>7} {'life':>6} {'credit':>7}")
+    # help: the gateway's count (Assist traffic); reported: the device's; mismatch: reports that disagreed
+    print(f"{'device':<16} {'task':<12} {'mode':<8} {'tau':>5} {'resp':>8} {'help':>7} {'reported':>8} "
+          f"{'mismatch':>8} {'calls':>7} {'denied':>6} {'tokens':>9} {'window':>7} {'life':>6} {'credit':>7}")
     for t in resp.budgets:
         print(f"{t.device:<16} {t.task:<12} {MODE_NAMES.get(t.mode, '?'):<8} {t.tau:>5.2f} {t.responses:>8} "
-              f"{t.help_requests:>7} {t.cloud_calls:>7} {t.denials:>6} {t.tokens:>9} {t.window_ratio:>7.3f} "
-              f"{t.lifetime_ratio:>6.3f} {t.credit:>7.2f}")
+              f"{t.help_requests:>7} {t.reported_help_requests:>8} {t.mismatches:>8} {t.cloud_calls:>7} "
+              f"{t.denials:>6} {t.tokens:>9} {t.window_ratio:>7.3f} {t.lifetime_ratio:>6.3f} {t.credit:>7.2f}")
     return 0
 
 

@@ -7,10 +7,16 @@ to status codes. Assist is two atomic store steps around the backend call:
 2. backend completion, remembered under the key together with its tokens (first writer wins),
 so a retry is counted once and gets the same completion; a retry after a backend failure gets the
 already-granted decision and a fresh backend attempt (the credit is not spent twice).
+
+Help is measured here, not taken from the device (collab.budget, DESIGN.md section 7): an Assist
+serves `budget.assist_help(group_help, group_size)` help requests, refused or not, and adds them
+to the report it names (`report_key`); a report's help is the gateway's count of them, and a
+device count that disagrees is a mismatch (`gateway_usage_mismatch_total{task}`, a log line).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from collab import budget as b
@@ -19,6 +25,7 @@ from cloud_gateway.backends.base import AssistInput, CloudBackend
 from cloud_gateway.metrics import GatewayMetrics
 from cloud_gateway.store.base import NAME_RE, Completion, Snapshot, Store, UnknownTask
 
+log = logging.getLogger("cloud_gateway")
 MAX_KEY_CHARS = 128
 MAX_COUNT = 10**9  # per report; keeps counters far from float precision in Lua
 ROLES = ("system", "user", "assistant")
@@ -52,17 +59,20 @@ class Gateway:
     # -- device RPCs ------------------------------------------------------------------------------
     async def assist(self, who: Principal, device: str, task: str, example_id: str,
                      messages: list[tuple[str, str]], key: str, group_help: int, group_size: int,
-                     timeout_s: float) -> tuple[Snapshot, Completion]:
+                     timeout_s: float, report_key: str = "") -> tuple[Snapshot, Completion]:
         device = self._own_device(who, device)
         _check_task(task)
         _check_key(key)
+        if report_key:
+            _check_key(report_key)
         self._check_messages(messages)
-        if not 0 <= group_help <= group_size:
+        if not 0 <= group_help <= group_size <= MAX_COUNT:
             raise InvalidArgument(f"need 0 <= group_help <= group_size, got {group_help}, {group_size}")
         await self._known(task)
         request = AssistInput(device, task, example_id, tuple(messages), key)
         self.backend.validate(request)  # a request the backend cannot answer costs no credit
-        s = await self.store.assist(device, task, key, subject=example_id)
+        s = await self.store.assist(device, task, key, subject=example_id,
+                                    help_requests=b.assist_help(group_help, group_size), report_key=report_key)
         if not s.allowed:
             self.metrics.assists.labels(task, "refused").inc()
             if not s.replayed:
@@ -81,19 +91,27 @@ class Gateway:
         return s, done
 
     async def report(self, who: Principal, device: str, task: str, responses: int, help_requests: int,
-                     key: str) -> Snapshot:
+                     key: str, offline_help: int = 0) -> Snapshot:
         device = self._own_device(who, device)
         _check_task(task)
         _check_key(key)
-        if not (0 <= responses <= MAX_COUNT and 0 <= help_requests <= MAX_COUNT):
+        if not (0 <= responses <= MAX_COUNT and 0 <= help_requests <= MAX_COUNT and 0 <= offline_help <= MAX_COUNT):
             raise InvalidArgument(f"counts must lie in [0, {MAX_COUNT}], got responses={responses}, "
-                                  f"help_requests={help_requests}")
+                                  f"help_requests={help_requests}, offline_help={offline_help}")
         if help_requests > responses:
             raise InvalidArgument(f"help_requests ({help_requests}) exceeds responses ({responses})")
-        s = await self.store.report(device, task, responses, help_requests, key)
+        if offline_help > help_requests:
+            raise InvalidArgument(f"offline_help ({offline_help}) exceeds help_requests ({help_requests})")
+        s = await self.store.report(device, task, responses, help_requests, key, offline_help)
+        _, counted, reported, _ = s.report
         if not s.replayed:
             self.metrics.responses.labels(task).inc(responses)
-            self.metrics.help_requests.labels(task).inc(help_requests)
+            self.metrics.help_requests.labels(task).inc(counted)
+            self.metrics.reported_help.labels(task).inc(reported)
+            if counted != reported:
+                self.metrics.mismatches.labels(task).inc()
+                log.warning("usage mismatch: device %s reported %d help requests of %d responses on %s "
+                            "(report %s); the gateway counted %d", device, reported, responses, task, key, counted)
         self.metrics.observe(s)
         return s
 

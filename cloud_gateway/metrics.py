@@ -15,7 +15,13 @@ class GatewayMetrics:
         self.assists = Counter("gateway_assists_total", "Assist calls by outcome (allowed, refused, "
                                "replayed, error)", ["task", "outcome"], registry=r)
         self.responses = Counter("gateway_responses_total", "Responses reported", ["task"], registry=r)
-        self.help_requests = Counter("gateway_help_requests_total", "Help requests reported", ["task"], registry=r)
+        self.help_requests = Counter("gateway_help_requests_total", "Help requests of reported responses, as "
+                                     "the gateway counted them (Assist traffic, collab.budget.report_help)",
+                                     ["task"], registry=r)
+        self.reported_help = Counter("gateway_reported_help_requests_total", "Help requests the devices "
+                                     "reported", ["task"], registry=r)
+        self.mismatches = Counter("gateway_usage_mismatch_total", "Usage reports whose device help count "
+                                  "disagreed with the gateway's", ["task"], registry=r)
         self.denials = Counter("gateway_denials_total", "Assist calls refused for lack of credit", ["task"], registry=r)
         self.tokens = Counter("gateway_cloud_tokens_total", "Cloud tokens served", ["task", "kind"], registry=r)
         self.latency = Histogram("gateway_rpc_latency_seconds", "RPC latency", ["method"], registry=r,

@@ -13,9 +13,11 @@ Relation to the paper (DA-GRPO, section 3 and Algorithm 1), numbered departures:
 2. The paper's constraint E[c] <= tau holds in expectation and is enforced only through lambda.
    `meter` mode is exactly that (training). `enforce` mode (serving) adds a hard credit bucket,
    which the paper does not have: at most tau*N + burst cloud calls over N responses.
-3. J_c_hat in the dual update is the gateway-metered help/responses of the reported batch
-   (`report_ratio`); the paper counts it on the device. Both are logged and must agree. The paper's
-   cost counts help requests with a respected format (eq. 14): devices report that count.
+3. J_c_hat in the dual update is the gateway's help/responses of the reported batch
+   (`report_ratio`): help measured from the Assist calls that named the report, responses from
+   the device (only it can count them); the paper counts both on the device. The device's own
+   count is cross-checked, a disagreement counted (docs/gateway.md, "Who counts what"). A help
+   request is eq. 14's (collab.help) everywhere.
 """
 
 from __future__ import annotations

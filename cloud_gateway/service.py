@@ -36,9 +36,13 @@ def telemetry(s: Snapshot) -> pb.Telemetry:
         device=s.device, task=s.task, tau=s.tau_ppm / b.PPM, mode=MODES[s.mode], responses=c.responses,
         help_requests=c.help_requests, cloud_calls=c.cloud_calls, denials=c.denials, tokens=c.tokens,
         window_ratio=b.window_ratio(c), lifetime_ratio=b.lifetime_ratio(c), credit=c.credit_ppm / b.PPM,
-        burst=s.burst_ppm / b.PPM, window_responses=c.win_responses)
+        burst=s.burst_ppm / b.PPM, window_responses=c.win_responses, reported_help_requests=c.reported_help,
+        mismatches=c.mismatches)
     if s.report is not None:
-        t.report_ratio = b.ratio(s.report[1], s.report[0])
+        responses, counted, reported, tau_before = s.report
+        t.report_ratio = b.ratio(counted, responses)
+        t.report_device_ratio = b.ratio(reported, responses)
+        t.report_tau = tau_before / b.PPM
     return t
 
 
@@ -109,7 +113,7 @@ class CloudGatewayServicer(_Base, pb_grpc.CloudGatewayServicer):
         s, done = await self.gateway.assist(
             who, req.device, req.task, req.example_id, [(m.role, m.content) for m in req.messages],
             req.idempotency_key, req.group_help, req.group_size,
-            timeout_s=remaining if remaining is not None else 600.0)
+            timeout_s=remaining if remaining is not None else 600.0, report_key=req.report_key)
         return pb.AssistResponse(completion=done.completion, prompt_tokens=done.prompt_tokens,
                                  completion_tokens=done.completion_tokens, telemetry=telemetry(s),
                                  backend=done.backend, replayed=s.replayed)
@@ -117,7 +121,7 @@ class CloudGatewayServicer(_Base, pb_grpc.CloudGatewayServicer):
     @_rpc
     async def ReportUsage(self, who, req: pb.ReportUsageRequest, context) -> pb.ReportUsageResponse:
         s = await self.gateway.report(who, req.device, req.task, req.responses, req.help_requests,
-                                      req.idempotency_key)
+                                      req.idempotency_key, req.offline_help)
         return pb.ReportUsageResponse(telemetry=telemetry(s), replayed=s.replayed)
 
     @_rpc

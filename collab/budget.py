@@ -1,13 +1,26 @@
-"""Budget arithmetic of the cloud gateway: the ratio credit bucket and the usage window. Pure.
+"""Budget arithmetic of the cloud gateway: help measured, the ratio credit bucket, the window. Pure.
 
-The cloud grants each (device, task) at most a share `tau` of its responses as help requests.
+The cloud grants each (device, task) at most a share `tau` of its responses as help requests
+(a help request: `collab.help`, paper eq. 14).
 
+- Who counts what (DESIGN.md section 7). Responses only the device can count: it reports them.
+  Help the gateway measures itself: every Assist it decides (allowed or refused) carries the
+  number of help requests it serves (`group_help`; a call without a group is one), and names the
+  usage report that will count its responses (`report_key`, the report's idempotency key). A
+  report's help, as the gateway counts it, is `report_help(seen, reported, offline)`: the help
+  of the Assist calls that named it (`seen`, each call counted once, by its idempotency key),
+  plus the requests the device says never reached the gateway (`offline`: cloud unreachable or
+  disabled), believed only as far as the device's own total allows. A report whose device count
+  disagrees is a *mismatch*: counted, and the gateway's number is the one that counts.
 - Credit bucket (enforce mode): every reported response earns `tau` credit, capped at `burst`;
-  every Assist spends 1 credit and is refused when less than 1 credit is left. A fresh budget
-  starts full (`burst`), so over N responses a device gets at most `tau * N + burst` cloud calls.
-  Meter mode runs the same bookkeeping but never refuses (credit floors at 0).
+  an Assist serving k help requests spends k credits (at least 1: a call that serves no help
+  request still costs one), and is refused when less than 1 credit is left. Credit may end below
+  zero (a debt the next responses repay), so over N responses a device gets at most
+  `tau * N + burst + (k_max - 1)` help requests served, k_max its largest group. Meter mode runs
+  the same bookkeeping but never refuses (credit floors at 0).
 - `tau` may follow a schedule keyed on the device's lifetime responses for the task (paper D.3's
-  time-varying tau): a report earns credit at the tau in force *before* the report.
+  time-varying tau): a report earns credit at the tau in force *before* the report, and that tau
+  is the one its responses were budgeted at (the trainer's dual update uses it).
 - Window: responses are counted in consecutive windows of `window` responses; the window ratio is
   help/responses over the current (open) window plus the previous full one, i.e. over the last
   `window`..`2*window` responses (O(1) state, exact in Lua and SQL alike).
@@ -71,7 +84,7 @@ class Counters:
     """Usage state of one (device, task). Field order is the storage order (Lua, SQL)."""
 
     responses: int = 0
-    help_requests: int = 0
+    help_requests: int = 0  # the gateway's count: measured from Assist traffic (+ offline, bounded)
     cloud_calls: int = 0
     denials: int = 0
     tokens: int = 0
@@ -80,6 +93,8 @@ class Counters:
     win_help: int = 0
     prev_responses: int = 0  # previous full window
     prev_help: int = 0
+    reported_help: int = 0  # help requests the device reported (help_requests: the gateway's count)
+    mismatches: int = 0  # reports whose device count disagreed with the gateway's
 
 
 FIELDS: tuple[str, ...] = tuple(Counters.__dataclass_fields__)
@@ -100,8 +115,26 @@ def tau_at(schedule: tuple[tuple[int, int], ...], responses: int) -> int:
     return tau
 
 
-def report(c: Counters, p: Policy, responses: int, help_requests: int) -> Counters:
-    """Count a report of `responses` answers, `help_requests` of which asked for help."""
+def assist_help(group_help: int, group_size: int) -> int:
+    """Help requests one Assist serves: its group's count; a call without a group (size 0) is one."""
+    return group_help if group_size else 1
+
+
+def report_help(seen: int, reported: int, offline: int) -> int:
+    """The gateway's help count of one report.
+
+    `seen`: help of the Assist calls that named the report; `reported`: the device's count;
+    `offline`: how many of those the device says never reached the gateway. An honest device has
+    reported - offline <= seen <= reported (an Assist whose answer was lost may have landed) and
+    gets exactly `reported`; a device that under-reports gets `seen`; offline requests beyond the
+    device's own total are not believed."""
+    return max(seen, min(reported, seen + offline))
+
+
+def report(c: Counters, p: Policy, responses: int, help_requests: int, reported_help: int | None = None) -> Counters:
+    """Count a report of `responses` answers: `help_requests` as the gateway counts them
+    (`report_help`), `reported_help` as the device said (None: the same)."""
+    reported_help = help_requests if reported_help is None else reported_help
     earned = tau_at(p.schedule, c.responses) * responses
     win_r, win_h = c.win_responses + responses, c.win_help + help_requests
     prev_r, prev_h = c.prev_responses, c.prev_help
@@ -116,16 +149,28 @@ def report(c: Counters, p: Policy, responses: int, help_requests: int) -> Counte
         win_help=win_h,
         prev_responses=prev_r,
         prev_help=prev_h,
+        reported_help=c.reported_help + reported_help,
+        mismatches=c.mismatches + (help_requests != reported_help),
     )
 
 
-def assist(c: Counters, p: Policy) -> tuple[bool, Counters]:
-    """Decide one Assist: (allowed, new counters). Enforce mode refuses below 1 credit."""
+def assist(c: Counters, p: Policy, help_requests: int = 1) -> tuple[bool, Counters]:
+    """Decide one Assist serving `help_requests`: (allowed, new counters). Enforce mode refuses
+    below 1 credit; an allowed call spends max(1, help_requests) credits."""
+    charge = max(1, help_requests) * PPM
     if c.credit_ppm >= PPM:
-        return True, replace(c, cloud_calls=c.cloud_calls + 1, credit_ppm=c.credit_ppm - PPM)
+        credit = c.credit_ppm - charge
+        return True, replace(c, cloud_calls=c.cloud_calls + 1,
+                             credit_ppm=credit if p.mode == "enforce" else max(0, credit))
     if p.mode == "meter":
         return True, replace(c, cloud_calls=c.cloud_calls + 1, credit_ppm=0)
     return False, replace(c, denials=c.denials + 1)
+
+
+def late_help(c: Counters, help_requests: int) -> Counters:
+    """Help of an Assist that names no report, or one already counted (a step run again after a
+    crash): it goes straight into the gateway's count, never into a report's ratio."""
+    return replace(c, help_requests=c.help_requests + help_requests, win_help=c.win_help + help_requests)
 
 
 def add_tokens(c: Counters, tokens: int) -> Counters:

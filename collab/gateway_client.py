@@ -30,14 +30,18 @@ def to_telemetry(t: pb.Telemetry) -> Telemetry:
     return Telemetry(
         task=t.task, tau=t.tau, mode=MODE_NAMES.get(t.mode, "unspecified"), responses=t.responses,
         help_requests=t.help_requests, window_ratio=t.window_ratio, lifetime_ratio=t.lifetime_ratio,
-        credit=t.credit, report_ratio=t.report_ratio if t.HasField("report_ratio") else None)
+        credit=t.credit, report_ratio=t.report_ratio if t.HasField("report_ratio") else None,
+        reported_help_requests=t.reported_help_requests, mismatches=t.mismatches,
+        report_device_ratio=t.report_device_ratio if t.HasField("report_device_ratio") else None,
+        report_tau=t.report_tau if t.HasField("report_tau") else None)
 
 
 class GatewayCloud:
     def __init__(self, address: str, api_key: str, *, timeout_s: float = 30.0, retries: int = 3,
                  backoff_s: float = 0.1, key_prefix: str = ""):
-        """`key_prefix` goes in front of every Assist idempotency key: the trainer passes its run
-        id, so two runs of one device key never replay each other's `train/<step>/<b>` keys."""
+        """`key_prefix` goes in front of every idempotency key (Assist, its report_key, ReportUsage):
+        the trainer passes its run id, so two runs of one device key never replay each other's
+        `train/<step>/...` keys, and a resumed run replays its own."""
         self.address, self.timeout_s, self.retries, self.backoff_s = address, timeout_s, retries, backoff_s
         self.key_prefix = key_prefix
         self._metadata = (("authorization", f"Bearer {api_key}"),)
@@ -45,20 +49,23 @@ class GatewayCloud:
         self.stub = pb_grpc.CloudGatewayStub(self._channel)
 
     def assist(self, example: Example, messages: list[dict[str, str]], *, idempotency_key: str,
-               group_help: int = 0, group_size: int = 0) -> CloudReply:
+               group_help: int = 1, group_size: int = 1, report_key: str = "") -> CloudReply:
         req = pb.AssistRequest(
             task=example.task, example_id=example.id,
             messages=[pb.ChatMessage(role=m["role"], content=m["content"]) for m in messages],
-            idempotency_key=self.key_prefix + idempotency_key, group_help=group_help, group_size=group_size)
+            idempotency_key=self.key_prefix + idempotency_key, group_help=group_help, group_size=group_size,
+            report_key=self.key_prefix + report_key if report_key else "")
         reply = self._call(self.stub.Assist, req)
         return CloudReply(reply.completion, reply.prompt_tokens, reply.completion_tokens,
                           to_telemetry(reply.telemetry))
 
-    def report_usage(self, task: str, responses: int, help_requests: int,
-                     idempotency_key: str | None = None) -> Telemetry:
-        """Meter a batch; `report_ratio` of the result is help/responses of this report as metered."""
+    def report_usage(self, task: str, responses: int, help_requests: int, *,
+                     idempotency_key: str | None = None, offline_help: int = 0) -> Telemetry:
+        """Meter a batch; `report_ratio` of the result is the gateway's help/responses of this
+        report (its Assist calls named `idempotency_key` as their report_key)."""
+        key = self.key_prefix + idempotency_key if idempotency_key else uuid.uuid4().hex
         req = pb.ReportUsageRequest(task=task, responses=responses, help_requests=help_requests,
-                                    idempotency_key=idempotency_key or uuid.uuid4().hex)
+                                    idempotency_key=key, offline_help=offline_help)
         return to_telemetry(self._call(self.stub.ReportUsage, req).telemetry)
 
     def budget(self, task: str) -> Telemetry:

@@ -4,6 +4,8 @@ The single place that turns a device response (plus the cloud completion, if any
 reward and cost; the trainer, the evaluator, the edge agent and `dagrpo grade` all call `score`.
 
 - Help is requested when the local text contains the trigger; everything after it is discarded.
+  It is a *help request* (what every count uses, `collab.help`) when the local part also respects
+  the format: exactly when eq. 14's cost is alpha_c.
 - Format: a help-seeking response is judged on its local part before the trigger
   (`check_format(..., partial=True)`), any other response on its whole text (collab/rewards.py, 3).
 - Correctness: judged on the composed response C(local, cloud) (paper F.2). The answer is the last
@@ -34,7 +36,8 @@ class Scored:
     cost: float  # c, eq. 14
     correct: bool  # the composed response's answer is right (independent of format)
     format_ok: bool  # step-by-step format (local part only when help was requested)
-    requests_help: bool
+    requests_help: bool  # the trigger occurred (format aside)
+    help_request: bool  # eq. 14: a help request (collab.help): trigger and a well-formatted local part
     composed: str  # the response that was graded: C(local, cloud), or the local text
     local_part: str  # the local text before the trigger (all of it without a trigger)
     extracted: str | None  # boxed answer (math, mcq) or program (code) of `composed`
@@ -66,6 +69,7 @@ def score(
         correct=correct,
         format_ok=format_ok,
         requests_help=asked,
+        help_request=asked and format_ok,
         composed=composed,
         local_part=local_part,
         extracted=extracted,

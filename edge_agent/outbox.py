@@ -1,12 +1,18 @@
 """A durable local queue of usage reports (SQLite): no usage is lost across outages or restarts.
 
-Every served answer adds one row (task, responses=1, help_requests=0|1). `flush` seals the pending
-rows of each task into a batch with a fresh idempotency key (stored with the rows), sends the
-batch's sums with one `report_usage`, and deletes the batch once the cloud acknowledged it. A
-failed report leaves the batch sealed: the next flush, in this process or after a restart, sends
-the same rows with the same key, so the gateway meters a report that was applied but whose
-acknowledgement was lost only once. Exactly-once as long as the gateway remembers the key.
+Every served answer adds one row (task, responses=1, help_requests=0|1, offline_help=0|1) to the
+task's open *batch*; the batch id is the idempotency key of the report that will carry it, and
+the answer's Assist names it as its `report_key` (the gateway counts the help it saw for that
+report: collab.budget). An answer takes its batch with `begin` before it calls the cloud and
+adds its row with `add`; `flush` closes the open batches (new answers start new ones), sends
+each closed batch that has no answer still in flight with one `report_usage`, and deletes it once
+the cloud acknowledged it. A failed report leaves the batch as it is: the next flush, in this
+process or after a restart, sends the same rows with the same key, so the gateway meters a report
+that was applied but whose acknowledgement was lost only once. Exactly-once as long as the gateway
+remembers the key. A batch's report never leaves before the Assist calls that name it returned.
 
+`offline_help` marks a help request whose Assist never reached the gateway (unreachable, or the
+cloud disabled): the gateway cannot have seen it, and counts it once from the report.
 `report_usage(..., idempotency_key=)` is `collab.gateway_client.GatewayCloud`'s extension of the
 `collab.cloud.CloudClient` interface.
 """
@@ -18,6 +24,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +38,9 @@ CREATE TABLE IF NOT EXISTS usage (
     task TEXT NOT NULL,
     responses INTEGER NOT NULL,
     help_requests INTEGER NOT NULL,
+    offline_help INTEGER NOT NULL,
     created_at REAL NOT NULL,
-    batch TEXT  -- idempotency key of the report carrying this row; NULL until sealed
+    batch TEXT NOT NULL  -- idempotency key of the report carrying this row
 )
 """
 
@@ -53,13 +61,37 @@ class UsageOutbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a row survives a power cut once add() returns
         self._db.execute(_SCHEMA)
+        self._open: dict[str, str] = {}  # task -> the batch new answers join (batches on disk are closed)
+        self._in_flight: Counter[str] = Counter()  # batch -> answers begun, row not added yet
 
-    def add(self, task: str, responses: int, help_requests: int) -> None:
+    def begin(self, task: str) -> str:
+        """Reserve a place in the task's open batch for one answer: its Assist's report_key."""
         with self._lock:
+            batch = self._open.setdefault(task, uuid.uuid4().hex)
+            self._in_flight[batch] += 1
+            return batch
+
+    def add(self, task: str, responses: int, help_requests: int, offline_help: int = 0,
+            batch: str | None = None) -> None:
+        """Queue a row in `batch` (from `begin`, which it completes) or in the task's open batch."""
+        with self._lock:
+            if batch is None:
+                batch = self._open.setdefault(task, uuid.uuid4().hex)
+            else:
+                self._release(batch)
             self._db.execute(
-                "INSERT INTO usage (task, responses, help_requests, created_at) VALUES (?, ?, ?, ?)",
-                (task, responses, help_requests, time.time()),
-            )
+                "INSERT INTO usage (task, responses, help_requests, offline_help, created_at, batch) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (task, responses, help_requests, offline_help, time.time(), batch))
+
+    def cancel(self, batch: str) -> None:
+        """An answer that `begin` counted failed before it had a row to add."""
+        with self._lock:
+            self._release(batch)
+
+    def _release(self, batch: str) -> None:
+        self._in_flight[batch] -= 1
+        if self._in_flight[batch] <= 0:
+            del self._in_flight[batch]
 
     def pending(self) -> int:
         with self._lock:
@@ -74,21 +106,18 @@ class UsageOutbox:
         return {task: (int(r), int(h)) for task, r, h in rows}
 
     def flush(self, cloud: CloudClient) -> FlushResult:
-        """Send what is pending, one report per (task, batch); keep what could not be delivered."""
+        """Send what is pending, one report per closed batch with nothing in flight; keep what
+        could not be delivered."""
         with self._lock:
-            unsealed = self._db.execute(
-                "SELECT DISTINCT task FROM usage WHERE batch IS NULL").fetchall()
-            for (task,) in unsealed:
-                self._db.execute("UPDATE usage SET batch = ? WHERE task = ? AND batch IS NULL",
-                                 (uuid.uuid4().hex, task))
-            batches = self._db.execute(
-                "SELECT batch, task, SUM(responses), SUM(help_requests), COUNT(*) FROM usage "
-                "GROUP BY batch, task ORDER BY MIN(id)").fetchall()
+            self._open.clear()  # close the open batches: answers from now on start new ones
+            batches = [row for row in self._db.execute(
+                "SELECT batch, task, SUM(responses), SUM(help_requests), SUM(offline_help), COUNT(*) "
+                "FROM usage GROUP BY batch, task ORDER BY MIN(id)").fetchall() if row[0] not in self._in_flight]
         sent, telemetry = 0, {}
-        for key, task, responses, help_requests, n_rows in batches:
+        for key, task, responses, help_requests, offline, n_rows in batches:
             try:
-                t = cloud.report_usage(task, int(responses), int(help_requests),
-                                       idempotency_key=key)
+                t = cloud.report_usage(task, int(responses), int(help_requests), idempotency_key=key,
+                                       offline_help=int(offline))
             except (CloudUnavailable, CloudRefused) as exc:
                 log.warning("usage report for %s kept for later: %s", task, exc)
                 continue

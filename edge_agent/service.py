@@ -7,11 +7,15 @@ One answer:
    (`disabled`), call Assist with a fresh idempotency key (the gRPC client retries with the same
    key), then compose C(local, cloud): route `cloud`. A refusal (`budget_exhausted`) or an
    unreachable gateway (`unavailable`) gives route `fallback`: the local response as it stands,
-   flagged, never an error.
+   flagged, never an error. A help request answered locally because the cloud was unreachable
+   or disabled is reported as offline (`offline_help`): the gateway never saw it and counts it
+   once from the report; a refused one it saw (and counted) itself.
 3. Extract the final answer from the composed text (`\\boxed{}`; code: the Python block).
-4. Queue a usage report (responses=1, help_requests=1 iff the local model emitted the trigger,
-   whatever the cloud did: the ratio the budget and lambda regulate is the policy's request
-   rate) in the durable outbox; a background loop delivers it.
+4. Queue a usage report (responses=1, help_requests=1 iff the response is a help request in the
+   sense of eq. 14, `collab.help`: the trigger after a well-formatted local part, whatever the
+   cloud did) in the durable outbox; a background loop delivers it. A trigger after a broken
+   format still gets the cloud's answer (the user asked), but is no help request: its Assist says
+   `group_help = 0`, and the gateway counts it as the device does.
 
 Adapter swaps run as control jobs on the model thread, between two requests.
 """
@@ -28,6 +32,7 @@ from pathlib import Path
 
 from collab.cloud import CloudClient, CloudRefused, CloudUnavailable, Telemetry
 from collab.extract import code_block, last_boxed
+from collab.help import is_help_request
 from collab.prompts import build_messages
 from collab.protocol import compose, split_at_trigger
 from collab.tasks import get_task, get_task_example
@@ -39,6 +44,7 @@ from edge_agent.worker import ModelWorker
 from llama_runtime.export import export_adapter, find_adapter_dir
 
 log = logging.getLogger("edge_agent")
+OFFLINE = ("disabled", "unavailable")  # fallback reasons whose Assist never reached the gateway
 
 
 @dataclass(frozen=True)
@@ -120,18 +126,24 @@ class EdgeService:
         key = uuid.uuid4().hex
         example = make_example(q, kind, key)
         messages = build_messages(kind, q.question, q.choices)
-        job = self.worker.submit(lambda m: m.generate(
-            messages, max_tokens=q.max_tokens, temperature=q.temperature, seed=q.seed))
-        self.metrics.queue_depth.set(self.worker.depth)
-        gen = await asyncio.wrap_future(job)
-        self.metrics.queue_depth.set(self.worker.depth)
+        batch = self.outbox.begin(q.task)  # the report this answer's usage (and Assist) belongs to
+        try:
+            job = self.worker.submit(lambda m: m.generate(
+                messages, max_tokens=q.max_tokens, temperature=q.temperature, seed=q.seed))
+            self.metrics.queue_depth.set(self.worker.depth)
+            gen = await asyncio.wrap_future(job)
+            self.metrics.queue_depth.set(self.worker.depth)
+            help_request = is_help_request(gen.text, kind)
+            reply, reason = None, "not_requested"
+            if gen.asked_help:
+                reply, reason = await self._ask_cloud(q, example, messages, key, help_request, batch)
+        except BaseException:
+            self.outbox.cancel(batch)
+            raise
         local_part, _ = split_at_trigger(gen.text)
-        reply, reason = None, "not_requested"
-        if gen.asked_help:
-            reply, reason = await self._ask_cloud(q, example, messages, key)
         text = compose(gen.text, reply.completion) if reply else gen.text
         route = "local" if not gen.asked_help else ("cloud" if reply else "fallback")
-        self._record(q.task, route, gen, reason)
+        self._record(q.task, route, gen, reason, help_request, batch)
         t = self.telemetry.get(q.task)
         return Answer(
             task=q.task, route=route, answer=extract_answer(kind, text), text=text,
@@ -146,13 +158,14 @@ class EdgeService:
         )
 
     async def _ask_cloud(self, q: Question, example: Example, messages: list[dict[str, str]],
-                         key: str):
+                         key: str, help_request: bool, batch: str):
         """(CloudReply or None, reason it is None)."""
         if not q.allow_cloud or self.cloud is None:
             return None, "disabled"
         try:
-            reply = await asyncio.to_thread(self.cloud.assist, example, messages,
-                                            idempotency_key=key)
+            reply = await asyncio.to_thread(
+                self.cloud.assist, example, messages, idempotency_key=key,
+                group_help=int(help_request), group_size=1, report_key=batch)
         except CloudRefused as exc:
             self._note_telemetry(q.task, exc.telemetry)
             log.info("cloud refused %s: %s", q.task, exc)
@@ -166,18 +179,19 @@ class EdgeService:
         self._note_telemetry(q.task, reply.telemetry)
         return reply, "served"
 
-    def _record(self, task: str, route: str, gen, reason: str) -> None:
-        self.outbox.add(task, 1, int(gen.asked_help))
+    def _record(self, task: str, route: str, gen, reason: str, help_request: bool, batch: str) -> None:
+        offline = help_request and reason in OFFLINE  # the gateway never saw this help request
+        self.outbox.add(task, 1, int(help_request), int(offline), batch=batch)
         m = self.metrics
         m.answers.labels(task, route).inc()
         m.generated_tokens.labels(task).inc(gen.completion_tokens)
         counts = self._counts.setdefault(task, [0, 0])
         counts[0] += 1
-        if gen.asked_help:
+        if help_request:
             counts[1] += 1
             m.help_requests.labels(task).inc()
-            if route == "fallback":
-                m.cloud_skipped.labels(task, reason).inc()
+        if route == "fallback":
+            m.cloud_skipped.labels(task, reason).inc()
         m.ratio.labels(task, "local").set(counts[1] / counts[0])
         m.usage_pending.set(self.outbox.pending())
 

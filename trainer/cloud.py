@@ -32,13 +32,14 @@ class InProcessCloud:
 
     def assist(
         self, example: Example, messages: list[dict[str, str]], *, idempotency_key: str,
-        group_help: int = 0, group_size: int = 0,
+        group_help: int = 1, group_size: int = 1, report_key: str = "",
     ) -> CloudReply:
         self.queries += 1
         text = reference_completion(example, correct=self._draw(idempotency_key) < self.accuracy)
         return CloudReply(completion=text, prompt_tokens=0, completion_tokens=len(text.split()))
 
-    def report_usage(self, task: str, responses: int, help_requests: int) -> Telemetry | None:
+    def report_usage(self, task: str, responses: int, help_requests: int, *,
+                     idempotency_key: str | None = None, offline_help: int = 0) -> Telemetry | None:
         self.usage[task][0] += responses
         self.usage[task][1] += help_requests
         return None
@@ -49,8 +50,9 @@ class InProcessCloud:
 
 def make_cloud(cfg: CloudConfig, seed: int, run_id: str = "") -> CloudClient:
     """The configured client; the gateway client (grpc) is imported only when selected. The
-    gateway's Assist keys carry `run_id` (unique per run, kept across resume); the in-process
-    cloud's draws do not, so two runs with one seed see the same cloud answers."""
+    gateway's idempotency keys (Assist and ReportUsage) carry `run_id` (unique per run, kept
+    across resume, so a step run again after a crash is counted once); the in-process cloud's
+    draws do not, so two runs with one seed see the same cloud answers."""
     if cfg.backend == "reference":
         return InProcessCloud(accuracy=cfg.accuracy, seed=seed)
     from collab.gateway_client import GatewayCloud

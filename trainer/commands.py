@@ -138,7 +138,8 @@ def eval_command(*, run: str | None, adapter: str | None, config: str | None, n:
         adapter_dir = Path(adapter)
         if not (adapter_dir / "adapter_config.json").is_file():
             raise UserError(f"{adapter_dir} is not a peft adapter directory (no adapter_config.json)")
-    results = evaluate_adapter(cfg, None if base else adapter_dir, n=n, tasks=tasks)
+    results = evaluate_adapter(cfg, None if base else adapter_dir, n=n, tasks=tasks,
+                               run_dir=Path(run) if run is not None and not base else None)
     table = Table(title=f"Evaluation of {'the base model' if base else adapter_dir} (greedy)")
     for col in ("task", "local-solved acc (n)", "joint acc", "collab ratio", "help rate", "format ok"):
         table.add_column(col)

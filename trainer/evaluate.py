@@ -5,12 +5,21 @@ policy-dependent subset; its size is `local_n`), `joint_accuracy` over all respo
 cloud completing the help requests, `collab_ratio` = mean cost (help requests with a valid format:
 the budgeted quantity), `help_rate` = share that contained the trigger at all, `format_rate`.
 Accuracy is answer correctness of the (composed) response, as in the paper's tables.
+
+Metered like serving (edge_agent.service): every response with the trigger asks the cloud (one
+Assist each, `group_help` = 1 if it is a help request in the sense of collab.help, else 0); a
+refusal (enforce-mode budget spent) is a fallback to the local text, counted in `cloud_refused`;
+each task's responses are then reported as usage under `eval/<tag>/<task>/usage`, the report the
+Assist calls named. Keys are fixed by (tag, example), so an evaluation run again (a resume, or
+`dagrpo eval --run` of the same run) replays its calls and is counted once.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from collab.cloud import CloudRefused
+from collab.help import is_help_request
 from collab.protocol import requests_help
 from collab.scoring import score
 from collab.tasks.base import Example
@@ -27,6 +36,7 @@ class TaskEval:
     collab_ratio: float
     help_rate: float
     format_rate: float
+    cloud_refused: int = 0  # help requests the cloud refused (enforce mode): answered locally
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -40,17 +50,24 @@ def evaluate(
     results = {}
     for task, examples in tests.items():
         texts = greedy_texts(engine, [prompt_ids(ex) for ex in examples], max_new_tokens, batch_size)
-        scored = []
+        report_key = f"eval/{tag}/{task}/usage"
+        scored, refused = [], 0
         for ex, text in zip(examples, texts):
             cloud_text = None
             if requests_help(text):
-                cloud_text = cloud.assist(ex, messages(ex), idempotency_key=f"eval/{tag}/{ex.id}").completion
+                try:
+                    cloud_text = cloud.assist(ex, messages(ex), idempotency_key=f"eval/{tag}/{ex.id}",
+                                              group_help=int(is_help_request(text, ex.kind)), group_size=1,
+                                              report_key=report_key).completion
+                except CloudRefused:
+                    refused += 1
             scored.append(score(ex, text, cloud_text, math_grader=math_grader))
-        results[task] = summarize(task, scored)
+        cloud.report_usage(task, len(scored), sum(s.help_request for s in scored), idempotency_key=report_key)
+        results[task] = summarize(task, scored, refused)
     return results
 
 
-def summarize(task: str, scored: list) -> TaskEval:
+def summarize(task: str, scored: list, cloud_refused: int = 0) -> TaskEval:
     n = len(scored)
     local = [s for s in scored if not s.requests_help]
     return TaskEval(
@@ -62,4 +79,5 @@ def summarize(task: str, scored: list) -> TaskEval:
         collab_ratio=sum(s.cost for s in scored) / n,
         help_rate=sum(s.requests_help for s in scored) / n,
         format_rate=sum(s.format_ok for s in scored) / n,
+        cloud_refused=cloud_refused,
     )

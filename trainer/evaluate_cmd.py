@@ -1,22 +1,33 @@
-"""Load a base model (+ adapter) and evaluate it on the test splits of a config's tasks."""
+"""Load a base model (+ adapter) and evaluate it on the test splits of a config's tasks.
+
+With a run directory (`dagrpo eval --run DIR`) the evaluation is the run's own final one: the
+run's engine (`train.engine`: a llama.cpp run evaluates on llama.cpp with its exported LoRA),
+its last phase-end tag and, with a gateway, its run id on every key, so the cloud answers are the
+same draws (reference backend) or replays of the same calls (gateway: counted once), and the
+numbers equal the run's `phase<last>_end` record in evals.jsonl.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from collab.tasks import get_task
 from dagrpo.errors import UserError
 from trainer.cloud import make_cloud
 from trainer.config import RunConfig
+from trainer.engines import make_engine_factory
 from trainer.evaluate import TaskEval, evaluate
 from trainer.models import load_base, load_policy
 from trainer.prompting import messages, prompt_ids
 from trainer.engines.torch_engine import HFEngine
 
 
-def evaluate_adapter(cfg: RunConfig, adapter: Path | None, *, n: int | None, tasks: list[str] | None
-                     ) -> dict[str, TaskEval]:
-    names = tasks or cfg.phase_tasks()
+def evaluate_adapter(cfg: RunConfig, adapter: Path | None, *, n: int | None, tasks: list[str] | None,
+                     run_dir: Path | None = None) -> dict[str, TaskEval]:
+    """Evaluate `adapter` (None: the base model); `run_dir` makes it that run's final evaluation."""
+    last = len(cfg.phases) - 1
+    names = tasks or (cfg.eval_task_names(last) if run_dir is not None else cfg.phase_tasks())
     try:
         tests = {t: get_task(t).examples("test", n=n or cfg.train.eval_n, seed=cfg.train.seed) for t in names}
     except KeyError as exc:
@@ -26,9 +37,13 @@ def evaluate_adapter(cfg: RunConfig, adapter: Path | None, *, n: int | None, tas
     else:
         model, tokenizer = load_policy(cfg.model, adapter=adapter, seed=cfg.train.seed)
     model.eval()
-
+    run_id, tag = "", "eval"
+    if run_dir is not None:
+        run_id, tag = json.loads((run_dir / "state.json").read_text()).get("run_id", ""), f"phase{last}_end"
+    engine = make_engine_factory(cfg.model, cfg.train)(model, tokenizer) if run_dir is not None \
+        else HFEngine(model, tokenizer)
     return evaluate(
-        HFEngine(model, tokenizer), lambda ex: prompt_ids(tokenizer, ex), messages, make_cloud(cfg.cloud, cfg.train.seed), tests,
+        engine, lambda ex: prompt_ids(tokenizer, ex), messages, make_cloud(cfg.cloud, cfg.train.seed, run_id), tests,
         max_new_tokens=cfg.train.eval_max_new_tokens or cfg.train.max_new_tokens,
-        math_grader=cfg.train.math_grader, tag="eval",
+        math_grader=cfg.train.math_grader, tag=tag,
     )

@@ -14,6 +14,23 @@ surrogate min(rho*A, clip(rho, 1-eps, 1+eps)*A), rho = exp(logp - old_logp), whi
 in gradient at rho = 1. With `ref_logp` and beta > 0, beta * (1/B) * sum of the per-token k3 KL
 estimate exp(ref-logp) - (ref-logp) - 1 over local tokens is added.
 
+What the KL term's gradient is. Its value estimates KL(pi || pi_ref) (k3, on tokens from pi), but
+its gradient per token is (1 - pi_ref/pi) * grad log pi, whose expectation under pi is
+sum_y (pi - pi_ref) grad log pi = -E_{pi_ref}[grad log pi] = grad KL(pi_ref || pi): descending it
+pulls pi toward pi_ref in the mass-covering direction, not along grad KL(pi || pi_ref) (that would
+be the k1 score form (logp - ref) * grad log pi with logp - ref detached). Both vanish at pi =
+pi_ref and agree to first order near it; the logged value is KL(pi || pi_ref)'s.
+
+Samples from another policy (the llama.cpp engine samples from the quantized q, not from pi).
+With several passes the weight `mask` carries min(pi_old/q, cap) per token (engines/mismatch.py).
+With one pass (the default) it is the plain mask: the estimator is then the gradient under q, not
+pi, i.e. biased. Its bias is bounded by the total variation between the sequence distributions,
+TV(q, pi) <= sqrt(KL(q || pi) / 2) with KL summed over a response's local tokens (Pinsker): at the
+~5e-3 nats/token measured for SmolLM2 Q4_1 (DESIGN.md 6) and 64 local tokens, <= sqrt(0.16) = 0.4
+times the largest per-sequence term -- a bound, not an estimate. Weighting each token by
+min(pi/q, cap), as the several-pass path does, is the correction. Each step logs the measured
+per-token KL(q || pi) as `sampler_kl`, so a run's bound can be read off its metrics.
+
 Rows may be any chunk of the batch (gradient accumulation): pass the batch's `n_prompts`.
 """
 

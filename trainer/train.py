@@ -24,9 +24,15 @@ Departures from the paper, and choices it leaves open:
  5. Options beyond the paper, all off by default: std scaling after combining (group/batch),
     several PPO-clipped passes per batch, KL to the reference policy (the LoRA
     RL started from: trainer.models.reference_policy).
- 6. tau comes from the config per phase (or a schedule within a phase, paper D.3); with the
-    gateway backend the gateway's measured ratio drives lambda and the device's count is logged
-    beside it (`collab_ratio_device`), with a loud warning when they disagree.
+ 6. tau: without a gateway it comes from the config per phase (or a schedule within a phase, paper
+    D.3). With `cloud.backend = "gateway"` the gateway owns it (DESIGN.md 7): each step's tau is
+    the one the gateway budgeted the step's responses at (`report_tau`; schedules set with
+    `dagrpo gateway set-tau --schedule` included), a config tau that disagrees at a phase's start
+    is refused, and `tau_source` in metrics.jsonl says which. The gateway's measured help ratio of
+    the step (from the Assist traffic it served) drives lambda; the device's own count is logged
+    beside it (`collab_ratio_device`), a disagreement as `usage_mismatch` and a loud warning.
+    Every gateway call has a key fixed by (run id, step): a step run again after a crash and
+    `--resume` is counted once.
  7. Steps whose advantages are all zero (and kl_beta = 0) skip the forward/backward: the gradient
     is exactly zero; the optimizer still steps (AdamW momentum), as it would with a computed zero,
     unless `train.skip_zero_steps` (then no optimizer step at all).
@@ -63,7 +69,7 @@ import numpy as np
 import torch
 
 from collab.cloud import CloudRefused
-from collab.protocol import requests_help
+from collab.help import count_help
 from collab.scoring import score
 from collab.tasks import get_task
 from collab.tasks.base import Example
@@ -98,7 +104,8 @@ class Context:
     data_rng: np.random.Generator
     lam: float
     dual: object  # the lambda controller (trainer/dual.py); ctx.lam is its current lambda
-    run_id: str = ""  # random, fixed at the start, kept across resume (prefixes gateway Assist keys)
+    run_id: str = ""  # random, fixed at the start, kept across resume (prefixes gateway keys)
+    tau_source: str = "config"  # "gateway" with cloud.backend = "gateway": tau is the gateway's
     step: int = 0  # global steps completed
     phase: int = 0  # current phase index
     phase_step: int = 0  # steps completed in the current phase
@@ -126,6 +133,9 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progr
     run_id = (state or {}).get("run_id") or uuid.uuid4().hex[:12]
     if not resume and (out / "state.json").exists():
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    cloud = make_cloud(cfg.cloud, cfg.train.seed, run_id)
+    if cfg.cloud.backend == "gateway":
+        check_gateway_tau(cfg, cloud, (state or {}).get("phase", 0), (state or {}).get("phase_step", 0))
     seed_everything(cfg.train.seed)
     adapter = out / "adapter" if state is not None else (cfg.model.init_adapter or None)
     model, tokenizer = load_policy(cfg.model, adapter=adapter, seed=cfg.train.seed)
@@ -147,7 +157,7 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progr
     ctx = Context(
         cfg=cfg, out=out, model=model, tokenizer=tokenizer, optimizer=optimizer,
         engine=(engine_factory or make_engine_factory(cfg.model, cfg.train))(model, tokenizer),
-        cloud=make_cloud(cfg.cloud, cfg.train.seed, run_id), run_id=run_id,
+        cloud=cloud, run_id=run_id, tau_source="gateway" if cfg.cloud.backend == "gateway" else "config",
         method=make_method(cfg.train), data_rng=np.random.default_rng(cfg.train.seed), lam=cfg.train.lambda_init,
         dual=make_controller(cfg.train),
     )
@@ -170,6 +180,27 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progr
     ckpt.rewrite_jsonl(out / "metrics.jsonl", [r for r in ckpt.read_jsonl(out / "metrics.jsonl") if r["step"] <= ctx.step])
     ckpt.rewrite_jsonl(out / "evals.jsonl", [r for r in ckpt.read_jsonl(out / "evals.jsonl") if r["tag"] in ctx.evals_done])
     return ctx
+
+
+def check_gateway_tau(cfg: RunConfig, cloud, phase: int, phase_step: int) -> None:
+    """The gateway owns tau (the config's is only for runs without one): a phase with a config
+    schedule, or one whose config tau disagrees with the gateway's at the phase's start, is refused."""
+    if phase >= len(cfg.phases):
+        return
+    p = cfg.phases[phase]
+    if p.tau_schedule is not None:
+        raise UserError(f"phase {p.name!r}: tau_schedule with cloud.backend = 'gateway': the gateway owns tau; "
+                        "set the schedule there (dagrpo gateway set-tau TASK --schedule FROM:TAU,...) and "
+                        "give the phase its first tau")
+    if phase_step:  # a resumed phase: the gateway's tau may have moved on (a schedule)
+        return
+    taus = {t: cloud.budget(t).tau for t in p.task_names()}
+    wrong = {t: v for t, v in taus.items() if abs(v - p.tau) > 1e-9}
+    if wrong:
+        raise UserError(f"phase {p.name!r}: the config says tau = {p.tau:g} but the gateway's tau is "
+                        + ", ".join(f"{v:g} for task {t!r}" for t, v in wrong.items())
+                        + ": with cloud.backend = 'gateway' the gateway owns tau; make the config agree "
+                        "or change it on the gateway (dagrpo gateway set-tau)")
 
 
 def run_warmup(cfg: RunConfig, out: Path, model, tokenizer, show: bool = True) -> None:
@@ -220,16 +251,22 @@ def test_sets(ctx: Context, upto_phase: int) -> dict[str, list[Example]]:
 
 
 def collect(ctx: Context, examples: list[Example], rollouts, key: str) -> tuple[list, int, int]:
-    """Cloud queries (one per group that asked) and scores: -> [prompt][response] Scored."""
+    """Cloud queries (one per group with a help request, collab.help) and scores: -> [prompt][response] Scored.
+
+    A trigger after a broken format is not a help request: its reward is -alpha_f whatever the
+    cloud answers, so its group asks the cloud only for its eq. 14 requests (`group_help`). Each
+    Assist (`<key>/<b>`) names the step's usage report (`<key>/usage`): the gateway counts its help
+    there."""
     scored, queries, refused = [], 0, 0
     for b, (ex, group) in enumerate(zip(examples, rollouts)):
-        n_help = sum(requests_help(r.text) for r in group)
+        n_help = count_help((r.text for r in group), ex.kind)
         cloud_text = None
         if n_help:
             queries += 1
             try:
                 cloud_text = ctx.cloud.assist(
-                    ex, ctx.messages(ex), idempotency_key=f"{key}/{b}", group_help=n_help, group_size=len(group)
+                    ex, ctx.messages(ex), idempotency_key=f"{key}/{b}", group_help=n_help, group_size=len(group),
+                    report_key=f"{key}/usage",
                 ).completion
             except CloudRefused:  # enforce-mode budget spent: the help requests stay unanswered
                 refused += 1
@@ -305,7 +342,8 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
     prompts = [ctx.prompt_ids(ex) for ex in examples]
     rollouts = ctx.engine.generate(prompts, tc.G, tc.max_new_tokens, tc.temperature)
     t1 = time.perf_counter()
-    scored, queries, refused = collect(ctx, examples, rollouts, key=f"train/{ctx.step + 1}")
+    key = f"train/{ctx.step + 1}"  # with the run id: the same for a step run again after a crash
+    scored, queries, refused = collect(ctx, examples, rollouts, key=key)
     t2 = time.perf_counter()
     rewards = np.array([[s.reward for s in g] for g in scored])  # (B, G)
     costs = np.array([[s.cost for s in g] for g in scored])  # (B, G)
@@ -315,26 +353,28 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
     loss, grad_norm, sampler_kl = policy_update(ctx, prompts, rollouts, adv)
     t4 = time.perf_counter()
 
-    responses, help_requests = costs.size, int(costs.sum())
+    flat = [s for g in scored for s in g]
+    responses, help_requests = len(flat), sum(s.help_request for s in flat)
     device_ratio = help_requests / responses
-    telemetry = ctx.cloud.report_usage(task, responses, help_requests)
-    ratio = device_ratio
-    if telemetry is not None and telemetry.report_ratio is not None:
-        ratio = telemetry.report_ratio
-        if abs(ratio - device_ratio) > 1e-9:
-            log.warning("CLOUD AND DEVICE DISAGREE on the help ratio of step %d: gateway %.4f, device %.4f",
-                        ctx.step + 1, ratio, device_ratio)
+    telemetry = ctx.cloud.report_usage(task, responses, help_requests, idempotency_key=f"{key}/usage")
+    ratio, mismatch = device_ratio, False
+    if telemetry is not None:  # the gateway's measured ratio of these responses, and their tau
+        ratio, tau = telemetry.report_ratio, telemetry.report_tau
+        mismatch = telemetry.report_device_ratio != ratio
+        if mismatch:
+            log.warning("CLOUD AND DEVICE DISAGREE on the help ratio of step %d: gateway %.4f, device %.4f "
+                        "(the gateway's is used)", ctx.step + 1, ratio, device_ratio)
     lam_before = ctx.lam
     if ctx.method.updates_lambda:
         ctx.lam = ctx.dual.update(ratio, tau)
     if hasattr(ctx.method, "end_step"):
         ctx.method.end_step(ratio)
     gen_tokens = sum(len(r.token_ids) for g in rollouts for r in g)
-    flat = [s for g in scored for s in g]
     return {
         "step": ctx.step + 1, "phase": ctx.phase, "phase_name": ctx.cfg.phases[ctx.phase].name, "task": task,
-        "tau": tau, "lambda": lam_before, "lambda_next": ctx.lam, "collab_ratio": ratio,
-        "collab_ratio_device": device_ratio, "help_requests": help_requests, "responses": responses,
+        "tau": tau, "tau_source": ctx.tau_source, "lambda": lam_before, "lambda_next": ctx.lam,
+        "collab_ratio": ratio, "collab_ratio_device": device_ratio, "usage_mismatch": mismatch,
+        "help_requests": help_requests, "responses": responses,
         "help_triggers": sum(s.requests_help for s in flat), "cloud_queries": queries, "cloud_refused": refused,
         "reward_mean": float(rewards.mean()), "cost_mean": float(costs.mean()),
         "accuracy": sum(s.correct for s in flat) / len(flat), "format_rate": sum(s.format_ok for s in flat) / len(flat),
@@ -379,7 +419,8 @@ def train(cfg: RunConfig | None, out: str | Path, *, resume: bool = False, max_s
                     save(ctx)
                     return ctx
                 task = names[ctx.phase_step % len(names)]
-                tau = phase.tau_at(ctx.phase_step)
+                # The gateway's tau now (the dual update then uses the one it budgeted the step at).
+                tau = ctx.cloud.budget(task).tau if ctx.tau_source == "gateway" else phase.tau_at(ctx.phase_step)
                 record = train_step(ctx, pools[task], task, tau)
                 ctx.step += 1
                 ctx.phase_step += 1
@@ -390,13 +431,15 @@ def train(cfg: RunConfig | None, out: str | Path, *, resume: bool = False, max_s
                     save(ctx)
                 bar.update(1)
                 bar.set_postfix_str(
-                    f"{task} lam={ctx.lam:.3f} ratio={record['collab_ratio']:.2f}/tau={tau:.2f} "
+                    f"{task} lam={ctx.lam:.3f} ratio={record['collab_ratio']:.2f}/tau={record['tau']:.2f} "
                     f"R={record['reward_mean']:+.2f}"
                 )
             run_eval(ctx, f"phase{ctx.phase}_end", ctx.phase)
             ctx.phase += 1
             ctx.phase_step = 0
             save(ctx)
+            if ctx.tau_source == "gateway":  # the next phase's tau, checked against the config
+                check_gateway_tau(cfg, ctx.cloud, ctx.phase, 0)
     finally:
         bar.close()
     return ctx

@@ -3,6 +3,12 @@
 Every metered call (report, assist decision, completion) is one atomic step in the store: read
 the task policy and the device's counters, apply `collab.budget`, write, and remember the answer
 under the idempotency key `(device, key)` so that a retry is counted once and answered the same.
+
+Help attribution (collab.budget): a fresh Assist decision adds its help to the *scope* of the
+report it names, `(device, report_key)`; the report with that idempotency key reads its scope
+(`seen`) and closes it. An Assist naming a closed scope, or none, goes to the counters directly
+(`budget.late_help`). Replays add nothing (the remembered answer is returned first), so the
+counts are exact under retries, replays and a step run again after a crash.
 """
 
 from __future__ import annotations
@@ -41,7 +47,9 @@ class Snapshot:
     burst_ppm: int
     allowed: bool = True  # assist: was it allowed
     replayed: bool = False  # this answers a retry: nothing was counted
-    report: tuple[int, int] | None = None  # report: (responses, help_requests) of the call
+    # report: (responses, help as the gateway counts it, help the device reported, tau_ppm in force
+    # before the report: the tau those responses were budgeted at)
+    report: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,11 +117,16 @@ class Store(Protocol):
 
     async def policies(self) -> dict[str, b.Policy]: ...
 
-    async def report(self, device: str, task: str, responses: int, help_requests: int, key: str) -> Snapshot: ...
+    async def report(self, device: str, task: str, responses: int, help_requests: int, key: str,
+                     offline_help: int = 0) -> Snapshot:
+        """Count a report; its help is `budget.report_help(seen in scope `key`, help_requests,
+        offline_help)`."""
 
-    async def assist(self, device: str, task: str, key: str, subject: str = "") -> Snapshot:
-        """Decide and count one Assist (or replay the decision of an earlier call with this key
-        about the same `subject`, the example id)."""
+    async def assist(self, device: str, task: str, key: str, subject: str = "", help_requests: int = 1,
+                     report_key: str = "") -> Snapshot:
+        """Decide and count one Assist serving `help_requests` for the report `report_key` (or
+        replay the decision of an earlier call with this key about the same `subject`, the
+        example id)."""
 
     async def completion(self, device: str, key: str) -> Completion | None:
         """The completion already served for this key, if any."""

@@ -1,12 +1,15 @@
 -- collab.budget (report / assist), the decision and the increment in one atomic step on Redis.
 -- Must stay equivalent to collab/budget.py: tests/cloud_gateway/test_store_agreement.py checks it.
--- KEYS[1] policy hash, KEYS[2] counters hash, KEYS[3] idempotency key (op report/assist/complete).
+-- KEYS[1] policy hash, KEYS[2] counters hash, KEYS[3] idempotency key (op report/assist/complete),
+-- KEYS[4] scope hash {help, closed} of a report (report: its own key; assist: the report it names).
 -- ARGV[1] op: report | assist | get | complete; ARGV[2] task; ARGV[3] idempotency TTL (s);
 -- ARGV[4] subject (assist: the example id, checked on replay by the caller; else "");
---   report: ARGV[5] responses, ARGV[6] help_requests; complete: ARGV[5] record, ARGV[6] tokens.
+--   report: ARGV[5] responses, ARGV[6] help_requests (device), ARGV[7] offline_help;
+--   assist: ARGV[5] help requests served, ARGV[6] "1" if it names a report;
+--   complete: ARGV[5] record, ARGV[6] tokens.
 -- Returns the JSON answer (cloud_gateway/store/base.py `encode`), remembered under KEYS[3].
 local FIELDS = {'responses', 'help_requests', 'cloud_calls', 'denials', 'tokens', 'credit_ppm',
-                'win_responses', 'win_help', 'prev_responses', 'prev_help'}
+                'win_responses', 'win_help', 'prev_responses', 'prev_help', 'reported_help', 'mismatches'}
 local PPM = 1000000
 local op, task, ttl, subject = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 
@@ -44,20 +47,36 @@ end
 
 local allowed, report = true, cjson.null
 if op == 'report' then
-  local r, h = tonumber(ARGV[5]), tonumber(ARGV[6])
-  local earned = tau_at(c[1]) * r
-  c[1], c[2] = c[1] + r, c[2] + h
-  c[6] = math.min(burst, c[6] + earned)
-  c[7], c[8] = c[7] + r, c[8] + h
+  local r, h, off = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+  local seen = tonumber(redis.call('HGET', KEYS[4], 'help')) or 0
+  local counted = math.max(seen, math.min(h, seen + off))
+  local tau_before = tau_at(c[1])
+  c[1], c[2] = c[1] + r, c[2] + counted
+  c[6] = math.min(burst, c[6] + tau_before * r)
+  c[7], c[8] = c[7] + r, c[8] + counted
   if c[7] >= window then c[9], c[10], c[7], c[8] = c[7], c[8], 0, 0 end
-  report = {r, h}
+  c[11] = c[11] + h
+  if counted ~= h then c[12] = c[12] + 1 end
+  redis.call('HSET', KEYS[4], 'help', seen, 'closed', 1)
+  redis.call('EXPIRE', KEYS[4], ttl)
+  report = {r, counted, h, tau_before}
 elseif op == 'assist' then
+  local k = tonumber(ARGV[5])
+  local charge = math.max(1, k) * PPM
   if c[6] >= PPM then
-    c[3], c[6] = c[3] + 1, c[6] - PPM
+    c[3], c[6] = c[3] + 1, c[6] - charge
+    if mode == 'meter' and c[6] < 0 then c[6] = 0 end
   elseif mode == 'meter' then
     c[3], c[6] = c[3] + 1, 0
   else
     allowed, c[4] = false, c[4] + 1
+  end
+  if ARGV[6] == '1' and redis.call('HGET', KEYS[4], 'closed') ~= '1' then
+    redis.call('HINCRBY', KEYS[4], 'help', k)
+    redis.call('HSETNX', KEYS[4], 'closed', 0)
+    redis.call('EXPIRE', KEYS[4], ttl)
+  else
+    c[2], c[8] = c[2] + k, c[8] + k
   end
 end
 

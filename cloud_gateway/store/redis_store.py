@@ -1,7 +1,8 @@
 """The fleet budget store: Redis, each metered call one Lua script (`budget.lua`), atomic.
 
 The only module of the project that imports `redis`. Keys: `gw:p:<task>` (policy hash),
-`gw:c:<device>:<task>` (counters hash), `gw:i:<device>:<key>` (remembered answers, with TTL).
+`gw:c:<device>:<task>` (counters hash), `gw:i:<device>:<key>` (remembered answers, with TTL),
+`gw:s:<device>:<report key>` (help seen for a report and whether it was counted, with TTL).
 Durability is Redis's: run it with `--appendonly yes --appendfsync always` (docs/gateway.md).
 """
 
@@ -54,19 +55,22 @@ class RedisStore:
                                  "burst_ppm": h["burst_ppm"], "window": h["window"]})
 
     # -- metered calls ----------------------------------------------------------------------------
-    async def report(self, device, task, responses, help_requests, key) -> Snapshot:
-        return await self._call(device, task, key, "report", "", responses, help_requests)
+    async def report(self, device, task, responses, help_requests, key, offline_help=0) -> Snapshot:
+        return await self._call(device, task, key, "report", "", _sk(device, key), responses, help_requests,
+                                offline_help)
 
-    async def assist(self, device, task, key, subject="") -> Snapshot:
-        return await self._call(device, task, key, "assist", subject)
+    async def assist(self, device, task, key, subject="", help_requests=1, report_key="") -> Snapshot:
+        return await self._call(device, task, key, "assist", subject, _sk(device, report_key), help_requests,
+                                "1" if report_key else "0")
 
     async def get(self, device, task) -> Snapshot:
-        return await self._call(device, task, "", "get", "")
+        return await self._call(device, task, "", "get", "", _sk(device, ""))
 
-    async def _call(self, device, task, key, op, subject, *args) -> Snapshot:
+    async def _call(self, device, task, key, op, subject, scope, *args) -> Snapshot:
         try:
             replayed, answer = await self._script(
-                keys=[_pk(task), _ck(device, task), _ik(device, key)], args=[op, task, self.ttl, subject, *args])
+                keys=[_pk(task), _ck(device, task), _ik(device, key), scope],
+                args=[op, task, self.ttl, subject, *args])
         except ResponseError as exc:
             if "UNKNOWN_TASK" in str(exc):
                 raise UnknownTask(task) from None
@@ -86,7 +90,7 @@ class RedisStore:
         tokens = done.prompt_tokens + done.completion_tokens
         try:
             replayed, record = await self._script(
-                keys=[_pk(task), _ck(device, task), _ik(device, "done:" + key)],
+                keys=[_pk(task), _ck(device, task), _ik(device, "done:" + key), _sk(device, "")],
                 args=["complete", task, self.ttl, "", done.to_json(), tokens])
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreUnavailable(f"redis at {self.url}: {exc}") from None
@@ -100,7 +104,7 @@ class RedisStore:
             _, _, dev, tsk = key.decode().split(":")
             if tsk in policies:
                 vals = await self.redis.hmget(key, *b.FIELDS)
-                out.append(snapshot(dev, tsk, b.Counters(*(int(v) for v in vals)), policies[tsk]))
+                out.append(snapshot(dev, tsk, b.Counters(*(int(v or 0) for v in vals)), policies[tsk]))
         return sorted(out, key=lambda s: (s.device, s.task))
 
     async def reset(self, device, task="") -> int:
@@ -130,3 +134,7 @@ def _ck(device: str, task: str) -> str:
 
 def _ik(device: str, key: str) -> str:
     return f"gw:i:{device}:{key}"
+
+
+def _sk(device: str, report_key: str) -> str:
+    return f"gw:s:{device}:{report_key}"

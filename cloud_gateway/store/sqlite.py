@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
   device TEXT NOT NULL, key TEXT NOT NULL, answer TEXT NOT NULL, expires REAL NOT NULL,
   PRIMARY KEY (device, key));
 CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires);
+CREATE TABLE IF NOT EXISTS scopes (
+  device TEXT NOT NULL, key TEXT NOT NULL, help INTEGER NOT NULL, closed INTEGER NOT NULL,
+  expires REAL NOT NULL, PRIMARY KEY (device, key));
 """.format(fields=", ".join(f"{f} INTEGER NOT NULL" for f in b.FIELDS))
 PRUNE_EVERY = 1000  # remembered answers written between two deletions of the expired ones
 MAX_BATCH = 256  # calls per commit
@@ -125,16 +128,27 @@ class SqliteStore:
         return {t: policy_from_json(json.loads(p)) for t, p in rows}
 
     # -- metered calls ----------------------------------------------------------------------------
-    async def report(self, device, task, responses, help_requests, key) -> Snapshot:
-        def step(c: b.Counters, p: b.Policy) -> Snapshot:
-            c = b.report(c, p, responses, help_requests)
-            return snapshot(device, task, c, p, report=(responses, help_requests))
+    async def report(self, device, task, responses, help_requests, key, offline_help=0) -> Snapshot:
+        def step(db, c: b.Counters, p: b.Policy) -> Snapshot:
+            seen, _ = self._scope(db, device, key)
+            counted = b.report_help(seen, help_requests, offline_help)
+            tau_before = b.tau_at(p.schedule, c.responses)
+            c = b.report(c, p, responses, counted, help_requests)
+            db.execute("INSERT OR REPLACE INTO scopes VALUES (?, ?, ?, 1, ?)",
+                       (device, key, seen, time.time() + self.ttl))
+            return snapshot(device, task, c, p, report=(responses, counted, help_requests, tau_before))
 
         return await self._run(self._metered, device, task, key, "report", step)
 
-    async def assist(self, device, task, key, subject="") -> Snapshot:
-        def step(c: b.Counters, p: b.Policy) -> Snapshot:
-            allowed, c = b.assist(c, p)
+    async def assist(self, device, task, key, subject="", help_requests=1, report_key="") -> Snapshot:
+        def step(db, c: b.Counters, p: b.Policy) -> Snapshot:
+            allowed, c = b.assist(c, p, help_requests)
+            seen, closed = self._scope(db, device, report_key) if report_key else (0, True)
+            if closed:
+                c = b.late_help(c, help_requests)
+            else:
+                db.execute("INSERT OR REPLACE INTO scopes VALUES (?, ?, ?, 0, ?)",
+                           (device, report_key, seen + help_requests, time.time() + self.ttl))
             return snapshot(device, task, c, p, allowed=allowed)
 
         return await self._run(self._metered, device, task, key, "assist", step, subject)
@@ -144,7 +158,7 @@ class SqliteStore:
         if prior is not None:
             return decode(device, op, task, prior, replayed=True, subject=subject)
         c, p = self._load(db, device, task)
-        s = step(c, p)
+        s = step(db, c, p)
         db.execute(f"INSERT OR REPLACE INTO counters VALUES (?, ?, {', '.join('?' * len(b.FIELDS))})",
                    (device, task, *(getattr(s.counters, f) for f in b.FIELDS)))
         self._remember(db, device, key, encode(op, s, subject))
@@ -209,6 +223,12 @@ class SqliteStore:
         c = db.execute("SELECT * FROM counters WHERE device = ? AND task = ?", (device, task)).fetchone()
         return (b.Counters(*c[2:]) if c else b.fresh(p)), p
 
+    def _scope(self, db, device, key) -> tuple[int, bool]:
+        """(help seen so far for the report `key`, whether that report was already counted)."""
+        row = db.execute("SELECT help, closed, expires FROM scopes WHERE device = ? AND key = ?",
+                         (device, key)).fetchone()
+        return (row[0], bool(row[1])) if row and row[2] > time.time() else (0, False)
+
     def _remembered(self, db, device, key) -> str | None:
         row = db.execute("SELECT answer, expires FROM idempotency WHERE device = ? AND key = ?",
                          (device, key)).fetchone()
@@ -220,6 +240,7 @@ class SqliteStore:
         self._writes += 1
         if self._writes % PRUNE_EVERY == 0:
             db.execute("DELETE FROM idempotency WHERE expires <= ?", (now,))
+            db.execute("DELETE FROM scopes WHERE expires <= ?", (now,))
 
 
 def _settle(future: asyncio.Future, ok: bool, value) -> None:

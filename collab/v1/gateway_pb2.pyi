@@ -17,7 +17,7 @@ MODE_METER: Mode
 MODE_ENFORCE: Mode
 
 class Telemetry(_message.Message):
-    __slots__ = ("device", "task", "tau", "mode", "responses", "help_requests", "cloud_calls", "denials", "tokens", "window_ratio", "lifetime_ratio", "credit", "burst", "window_responses", "report_ratio")
+    __slots__ = ("device", "task", "tau", "mode", "responses", "help_requests", "cloud_calls", "denials", "tokens", "window_ratio", "lifetime_ratio", "credit", "burst", "window_responses", "report_ratio", "reported_help_requests", "mismatches", "report_device_ratio", "report_tau")
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     TAU_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,10 @@ class Telemetry(_message.Message):
     BURST_FIELD_NUMBER: _ClassVar[int]
     WINDOW_RESPONSES_FIELD_NUMBER: _ClassVar[int]
     REPORT_RATIO_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_HELP_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    MISMATCHES_FIELD_NUMBER: _ClassVar[int]
+    REPORT_DEVICE_RATIO_FIELD_NUMBER: _ClassVar[int]
+    REPORT_TAU_FIELD_NUMBER: _ClassVar[int]
     device: str
     task: str
     tau: float
@@ -48,7 +52,11 @@ class Telemetry(_message.Message):
     burst: float
     window_responses: int
     report_ratio: float
-    def __init__(self, device: _Optional[str] = ..., task: _Optional[str] = ..., tau: _Optional[float] = ..., mode: _Optional[_Union[Mode, str]] = ..., responses: _Optional[int] = ..., help_requests: _Optional[int] = ..., cloud_calls: _Optional[int] = ..., denials: _Optional[int] = ..., tokens: _Optional[int] = ..., window_ratio: _Optional[float] = ..., lifetime_ratio: _Optional[float] = ..., credit: _Optional[float] = ..., burst: _Optional[float] = ..., window_responses: _Optional[int] = ..., report_ratio: _Optional[float] = ...) -> None: ...
+    reported_help_requests: int
+    mismatches: int
+    report_device_ratio: float
+    report_tau: float
+    def __init__(self, device: _Optional[str] = ..., task: _Optional[str] = ..., tau: _Optional[float] = ..., mode: _Optional[_Union[Mode, str]] = ..., responses: _Optional[int] = ..., help_requests: _Optional[int] = ..., cloud_calls: _Optional[int] = ..., denials: _Optional[int] = ..., tokens: _Optional[int] = ..., window_ratio: _Optional[float] = ..., lifetime_ratio: _Optional[float] = ..., credit: _Optional[float] = ..., burst: _Optional[float] = ..., window_responses: _Optional[int] = ..., report_ratio: _Optional[float] = ..., reported_help_requests: _Optional[int] = ..., mismatches: _Optional[int] = ..., report_device_ratio: _Optional[float] = ..., report_tau: _Optional[float] = ...) -> None: ...
 
 class ChatMessage(_message.Message):
     __slots__ = ("role", "content")
@@ -59,7 +67,7 @@ class ChatMessage(_message.Message):
     def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class AssistRequest(_message.Message):
-    __slots__ = ("task", "example_id", "messages", "idempotency_key", "group_help", "group_size", "device")
+    __slots__ = ("task", "example_id", "messages", "idempotency_key", "group_help", "group_size", "device", "report_key")
     TASK_FIELD_NUMBER: _ClassVar[int]
     EXAMPLE_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +75,7 @@ class AssistRequest(_message.Message):
     GROUP_HELP_FIELD_NUMBER: _ClassVar[int]
     GROUP_SIZE_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
+    REPORT_KEY_FIELD_NUMBER: _ClassVar[int]
     task: str
     example_id: str
     messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
@@ -74,7 +83,8 @@ class AssistRequest(_message.Message):
     group_help: int
     group_size: int
     device: str
-    def __init__(self, task: _Optional[str] = ..., example_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., idempotency_key: _Optional[str] = ..., group_help: _Optional[int] = ..., group_size: _Optional[int] = ..., device: _Optional[str] = ...) -> None: ...
+    report_key: str
+    def __init__(self, task: _Optional[str] = ..., example_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., idempotency_key: _Optional[str] = ..., group_help: _Optional[int] = ..., group_size: _Optional[int] = ..., device: _Optional[str] = ..., report_key: _Optional[str] = ...) -> None: ...
 
 class AssistResponse(_message.Message):
     __slots__ = ("completion", "prompt_tokens", "completion_tokens", "telemetry", "backend", "replayed")
@@ -93,18 +103,20 @@ class AssistResponse(_message.Message):
     def __init__(self, completion: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., telemetry: _Optional[_Union[Telemetry, _Mapping]] = ..., backend: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class ReportUsageRequest(_message.Message):
-    __slots__ = ("task", "responses", "help_requests", "idempotency_key", "device")
+    __slots__ = ("task", "responses", "help_requests", "idempotency_key", "device", "offline_help")
     TASK_FIELD_NUMBER: _ClassVar[int]
     RESPONSES_FIELD_NUMBER: _ClassVar[int]
     HELP_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
+    OFFLINE_HELP_FIELD_NUMBER: _ClassVar[int]
     task: str
     responses: int
     help_requests: int
     idempotency_key: str
     device: str
-    def __init__(self, task: _Optional[str] = ..., responses: _Optional[int] = ..., help_requests: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., device: _Optional[str] = ...) -> None: ...
+    offline_help: int
+    def __init__(self, task: _Optional[str] = ..., responses: _Optional[int] = ..., help_requests: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., device: _Optional[str] = ..., offline_help: _Optional[int] = ...) -> None: ...
 
 class ReportUsageResponse(_message.Message):
     __slots__ = ("telemetry", "replayed")

@@ -63,7 +63,8 @@ class CloudGatewayServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReportUsage(self, request, context):
-        """Count responses and help requests; returns the telemetry the dual update uses.
+        """Count responses (and the help the gateway saw for them); returns the telemetry the dual
+        update uses (report_ratio, report_tau).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

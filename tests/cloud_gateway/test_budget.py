@@ -129,3 +129,72 @@ def test_meter_allows_everything(ops):
             ok, c = b.assist(c, p)
             assert ok
     assert c.denials == 0
+
+
+def test_a_group_with_k_help_requests_spends_k_credits():
+    p = policy(tau=0.5, burst=4)
+    ok, c = b.assist(b.fresh(p), p, 3)  # credit 4 -> 1
+    assert ok and c.credit_ppm == 1 * P
+    ok, c = b.assist(c, p, 3)  # 1 credit left: allowed, ends in debt 1 - 3 = -2
+    assert ok and c.credit_ppm == -2 * P
+    assert b.assist(c, p, 1)[0] is False  # refused until responses repay the debt
+    c = b.report(c, p, 6, 0)  # earns 6 * 0.5 = 3 -> 1
+    ok, c = b.assist(c, p, 0)  # a call serving no help request still costs one credit
+    assert ok and c.credit_ppm == 0
+    assert c.cloud_calls == 3
+
+
+def test_meter_mode_spends_k_and_floors_at_zero():
+    p = policy(mode="meter", burst=4)
+    ok, c = b.assist(b.fresh(p), p, 3)
+    assert ok and c.credit_ppm == P
+    ok, c = b.assist(c, p, 3)
+    assert ok and c.credit_ppm == 0
+
+
+def test_assist_help_counts_a_call_without_group_as_one():
+    assert [b.assist_help(h, g) for h, g in ((3, 8), (0, 1), (0, 0), (5, 0))] == [3, 0, 1, 1]
+
+
+@pytest.mark.parametrize("seen, reported, offline, expected", [
+    (4, 4, 0, 4),  # honest, everything seen
+    (2, 4, 0, 2),  # over-report without offline: only what was seen counts
+    (4, 2, 0, 4),  # under-report: the gateway's own count
+    (2, 4, 2, 4),  # two requests offline (cloud unreachable)
+    (3, 4, 2, 4),  # one of the two "offline" Assist calls did land (lost answer): counted once
+    (2, 9, 3, 5),  # offline believed only up to seen + offline
+    (4, 3, 1, 4),  # under-report hidden behind an offline claim: still caught
+])
+def test_report_help(seen, reported, offline, expected):
+    assert b.report_help(seen, reported, offline) == expected
+
+
+def test_report_counts_the_gateway_help_and_the_mismatch():
+    p = policy(window=100)
+    c = b.report(b.fresh(p), p, 8, 4, reported_help=1)
+    assert (c.help_requests, c.reported_help, c.mismatches, c.win_help) == (4, 1, 1, 4)
+    c = b.report(c, p, 8, 2, reported_help=2)
+    assert (c.help_requests, c.reported_help, c.mismatches) == (6, 3, 1)
+    assert b.lifetime_ratio(c) == 6 / 16
+
+
+def test_late_help_enters_the_count_not_a_report():
+    c = b.late_help(b.Counters(help_requests=2, win_help=1), 3)
+    assert (c.help_requests, c.win_help, c.responses, c.mismatches) == (5, 4, 0, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tau=st.integers(0, b.PPM), burst=st.integers(1, 5),
+       ops=st.lists(st.one_of(st.tuples(st.just("report"), st.integers(0, 20)),
+                              st.tuples(st.just("assist"), st.integers(0, 8))), max_size=60))
+def test_enforce_serves_at_most_tau_n_plus_burst_plus_group_overshoot(tau, burst, ops):
+    p = b.Policy(((0, tau),), "enforce", burst * b.PPM, 8)
+    c, served = b.fresh(p), 0
+    for o in ops:
+        if o[0] == "report":
+            c = b.report(c, p, o[1], 0)
+        else:
+            ok, c = b.assist(c, p, o[1])
+            served += max(1, o[1]) if ok else 0
+        assert served * b.PPM <= tau * c.responses + p.burst_ppm + 7 * b.PPM
+        assert c.credit_ppm >= (1 - 8) * b.PPM

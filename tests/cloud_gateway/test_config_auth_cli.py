@@ -88,10 +88,22 @@ def test_cli_admin_commands_against_a_running_gateway(gateway, keys, monkeypatch
     assert "task math: tau 0:0.1,50:0.4 mode enforce" in capsys.readouterr().out
     assert main(["gateway", "set-tau", "math", "1.5", *addr]) == 2
     assert "INVALID_ARGUMENT" in capsys.readouterr().err
+    from collab.gateway_client import GatewayCloud
+    from collab.tasks import get_example
+
+    ex = get_example("science/test/0")
+    with GatewayCloud(gateway.address, keys.d1) as cloud:  # two help requests served, none reported
+        cloud.assist(ex, [{"role": "user", "content": "q"}], idempotency_key="a", group_help=2, group_size=4,
+                     report_key="r")
+        cloud.report_usage("science", 4, 0, idempotency_key="r")
     assert main(["gateway", "budgets", *addr]) == 0
-    assert "task science: tau 0:0.3 mode meter" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "task science: tau 0:0.3 mode meter" in out
+    header, row = [line.split() for line in out.splitlines() if line.startswith(("device", "d1"))]
+    assert dict(zip(header, row))["help"] == "2" and dict(zip(header, row))["reported"] == "0"
+    assert dict(zip(header, row))["mismatch"] == "1"
     assert main(["gateway", "reset", "d1", *addr]) == 0
-    assert "reset 0 budget(s) of d1" in capsys.readouterr().out
+    assert "reset 1 budget(s) of d1" in capsys.readouterr().out
     monkeypatch.setenv("GATEWAY_ADMIN_KEY", keys.d1)
     assert main(["gateway", "budgets", *addr]) == 2
     assert "PERMISSION_DENIED" in capsys.readouterr().err

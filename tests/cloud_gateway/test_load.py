@@ -59,11 +59,12 @@ def test_counts_equal_distinct_calls_under_concurrency_with_duplicates(gw, keys)
                 r = rng.randint(0, 8)
                 h = rng.randint(0, r)
                 req = pb.ReportUsageRequest(task="math", responses=r, help_requests=h, idempotency_key=key)
-                method, counts = stub.ReportUsage, {"responses": r, "help_requests": h}
+                method, counts = stub.ReportUsage, {"responses": r, "reported_help": h}
             else:
                 req = pb.AssistRequest(task="math", example_id=f"math/train/{j}", idempotency_key=key,
                                        messages=[pb.ChatMessage(role="user", content="q")])
-                method, counts = stub.Assist, {"cloud_calls": 1}
+                # names no report: its one help request goes straight into the gateway's count
+                method, counts = stub.Assist, {"cloud_calls": 1, "help_requests": 1}
             dup = rng.random() < 0.1
             replies = await asyncio.gather(*[call(method, req, device_keys[device]) for _ in range(1 + dup)])
             assert all(not isinstance(rep, grpc.StatusCode) for rep in replies), replies
@@ -84,8 +85,8 @@ def test_counts_equal_distinct_calls_under_concurrency_with_duplicates(gw, keys)
                 await ch.close()
 
     budgets = asyncio.run(go()).budgets
-    got = {t.device: Counter(responses=t.responses, help_requests=t.help_requests, cloud_calls=t.cloud_calls)
-           for t in budgets}
+    got = {t.device: Counter(responses=t.responses, help_requests=t.help_requests, cloud_calls=t.cloud_calls,
+                             reported_help=t.reported_help_requests) for t in budgets}
     assert got == expected
     assert sum(c["cloud_calls"] for c in got.values()) > 500
 

@@ -61,14 +61,14 @@ def test_assist_serves_reference_completion_and_replays_retries(gateway, keys):
 
 def test_report_usage_ratio_and_idempotency(gateway, keys, stubs):
     with GatewayCloud(gateway.address, keys.d1) as cloud:
-        t = cloud.report_usage("math", 8, 2)
+        t = cloud.report_usage("math", 8, 2, offline_help=2)  # help the gateway never saw: believed
         assert (t.report_ratio, t.responses, t.help_requests) == (0.25, 8, 2)
-        t = cloud.report_usage("math", 4, 4, idempotency_key="r")
-        t2 = cloud.report_usage("math", 4, 4, idempotency_key="r")
+        t = cloud.report_usage("math", 4, 4, idempotency_key="r", offline_help=4)
+        t2 = cloud.report_usage("math", 4, 4, idempotency_key="r", offline_help=4)
         assert t == t2 and (t.responses, t.help_requests, t.report_ratio) == (12, 6, 1.0)
         assert t.lifetime_ratio == 0.5 and t.window_ratio == 0.5
     stub = stubs[0]
-    reply = stub.ReportUsage(pb.ReportUsageRequest(task="math", responses=4, help_requests=4,
+    reply = stub.ReportUsage(pb.ReportUsageRequest(task="math", responses=4, help_requests=4, offline_help=4,
                                                    idempotency_key="r"), metadata=auth(keys.d1), timeout=10)
     assert reply.replayed and reply.telemetry.responses == 12
 
@@ -87,7 +87,7 @@ def test_enforce_refuses_without_credit_with_telemetry(gateway, keys):
         assert (t.mode, t.credit, t.tau) == ("enforce", 0.0, 0.5)
         with pytest.raises(CloudRefused):  # the retry of a refused call is refused the same way
             cloud.assist(ex, msgs, idempotency_key="s2")
-        assert cloud.report_usage("science", 2, 1).report_ratio == 0.5  # earns 2 * 0.5
+        assert cloud.report_usage("science", 2, 1, offline_help=1).report_ratio == 0.5  # earns 2 * 0.5
         assert cloud.assist(ex, msgs, idempotency_key="s3").telemetry.credit == 0.0
         # Device d2 has its own bucket.
     with GatewayCloud(gateway.address, keys.d2, retries=0) as other:
@@ -143,6 +143,9 @@ def test_invalid_argument_with_clear_messages(stubs, keys):
          d1, "counts"),
         (stub.ReportUsage, pb.ReportUsageRequest(task="math", responses=1, help_requests=2, idempotency_key="n"),
          d1, "exceeds"),
+        (stub.ReportUsage, pb.ReportUsageRequest(task="math", responses=2, help_requests=1, offline_help=2,
+                                                 idempotency_key="n"), d1, "offline_help (2) exceeds"),
+        (stub.Assist, assist_req(report_key="r" * 129), d1, "idempotency_key"),
         (stub.ReportUsage, pb.ReportUsageRequest(task="nope", responses=1, idempotency_key="n"), d1, "unknown task"),
         (admin.SetTau, pb.SetTauRequest(task="math", schedule=[pb.TauStep(tau=1.5)]), ad, "tau must lie in [0, 1]"),
         (admin.SetTau, pb.SetTauRequest(task="math", schedule=[pb.TauStep(tau=-0.1)]), ad, "tau must lie in [0, 1]"),
@@ -189,8 +192,9 @@ def test_health_reflection_and_metrics_after_bad_input(gateway, stubs, keys):
     stub, _, channel = stubs
     for _ in range(3):
         code_of(stub.Assist, assist_req(content=""), metadata=auth(keys.d1))
+    stub.Assist(assist_req(key="m/0", group_help=2, group_size=4, report_key="m"), metadata=auth(keys.d1), timeout=10)
     stub.ReportUsage(pb.ReportUsageRequest(task="math", responses=5, help_requests=1, idempotency_key="m"),
-                     metadata=auth(keys.d1), timeout=10)
+                     metadata=auth(keys.d1), timeout=10)  # the device under-reports: the gateway saw 2
     health = health_pb2_grpc.HealthStub(channel)
     for service in ("", "collab.v1.CloudGateway", "collab.v1.GatewayAdmin"):
         assert health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status == \
@@ -202,9 +206,11 @@ def test_health_reflection_and_metrics_after_bad_input(gateway, stubs, keys):
     assert {"collab.v1.CloudGateway", "collab.v1.GatewayAdmin", "grpc.health.v1.Health"} <= names
     text = urllib.request.urlopen(f"http://127.0.0.1:{gateway.server.metrics_port}/metrics", timeout=5).read().decode()
     assert 'gateway_responses_total{task="math"} 5.0' in text
-    assert 'gateway_help_requests_total{task="math"} 1.0' in text
-    assert 'gateway_collab_ratio{task="math"} 0.2' in text
-    assert 'gateway_rpc_latency_seconds_count{method="Assist"} 3.0' in text
+    assert 'gateway_help_requests_total{task="math"} 2.0' in text
+    assert 'gateway_reported_help_requests_total{task="math"} 1.0' in text
+    assert 'gateway_usage_mismatch_total{task="math"} 1.0' in text
+    assert 'gateway_collab_ratio{task="math"} 0.4' in text
+    assert 'gateway_rpc_latency_seconds_count{method="Assist"} 4.0' in text  # 3 bad, 1 served
 
 
 def test_graceful_shutdown_finishes_in_flight_calls(tmp_path, keys):

@@ -17,44 +17,74 @@ POLICIES = {
 }
 
 
-def ops(seed: int, n: int = 120):
+def ops(seed: int, n: int = 160):
+    """Reports and Assist calls sharing a few report scopes per task: some reports come twice
+    (replays), some Assist calls name a report already counted (late) or none."""
     rng = random.Random(seed)
     for i in range(n):
         task = rng.choice(list(POLICIES))
-        if rng.random() < 0.5:
+        scope = f"{task}-r{rng.randint(0, 15)}"
+        if rng.random() < 0.45:
             r = rng.randint(0, 4)
-            yield task, "report", (r, rng.randint(0, r)), f"k{i}"
+            h = rng.randint(0, r)
+            yield task, "report", (r, h, rng.randint(0, h)), scope
         else:
-            yield task, "assist", (), f"k{i}"
+            yield task, "assist", (rng.randint(0, 3), scope if rng.random() < 0.8 else ""), f"k{i}"
 
 
 async def run_store(store):
     await store.seed_policies(POLICIES)
     out = []
     for task, op, args, key in ops(seed=7):
-        s = await (store.report("d", task, *args, key) if op == "report" else store.assist("d", task, key))
-        out.append((s.allowed, s.counters, s.tau_ppm))
+        if op == "report":
+            r, h, offline = args
+            s = await store.report("d", task, r, h, key, offline)
+        else:
+            k, report_key = args
+            s = await store.assist("d", task, key, "", k, report_key)
+        out.append((s.allowed, s.counters, s.tau_ppm, s.report))
     return out
 
 
 def run_pure():
     state = {t: b.fresh(p) for t, p in POLICIES.items()}
+    scopes: dict[str, tuple[int, bool]] = {}  # report key -> (help seen, counted)
+    answers: dict[str, tuple] = {}  # idempotency key -> the remembered answer
     out = []
-    for task, op, args, _ in ops(seed=7):
+    for task, op, args, key in ops(seed=7):
+        if key in answers:
+            out.append(answers[key])
+            continue
         p = POLICIES[task]
-        allowed = True
+        allowed, report = True, None
         if op == "report":
-            state[task] = b.report(state[task], p, *args)
+            r, h, offline = args
+            seen, _ = scopes.get(key, (0, False))
+            counted = b.report_help(seen, h, offline)
+            report = (r, counted, h, b.tau_at(p.schedule, state[task].responses))
+            state[task] = b.report(state[task], p, r, counted, h)
+            scopes[key] = (seen, True)
         else:
-            allowed, state[task] = b.assist(state[task], p)
-        out.append((allowed, state[task], b.tau_at(p.schedule, state[task].responses)))
+            k, report_key = args
+            allowed, state[task] = b.assist(state[task], p, k)
+            seen, closed = scopes.get(report_key, (0, False)) if report_key else (0, True)
+            if closed:
+                state[task] = b.late_help(state[task], k)
+            else:
+                scopes[report_key] = (seen + k, False)
+        answers[key] = (allowed, state[task], b.tau_at(p.schedule, state[task].responses), report)
+        out.append(answers[key])
     return out
 
 
-def test_pure_sequence_exercises_refusals_and_windows():
+def test_pure_sequence_exercises_refusals_windows_mismatches_and_late_help():
     out = run_pure()
-    assert any(not allowed for allowed, _, _ in out)
-    assert any(c.prev_responses for _, c, _ in out)
+    assert any(not allowed for allowed, *_ in out)
+    assert any(c.prev_responses for _, c, *_ in out)
+    assert any(c.mismatches for _, c, *_ in out)
+    assert any(c.credit_ppm < 0 for _, c, *_ in out)  # a group spent more credit than it had
+    reports = [r for *_, r in out if r is not None]
+    assert any(seen < reported for _, seen, reported, _ in reports)  # offline help believed
 
 
 def test_sqlite_agrees_with_pure(tmp_path):
@@ -157,6 +187,39 @@ def test_a_failing_call_does_not_undo_its_neighbours(store_factory):
             results = await asyncio.gather(*calls, return_exceptions=True)
             assert sum(isinstance(r, UnknownTask) for r in results) == 10
             assert (await store.get("d", "met")).counters.responses == 20
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
+def test_report_counts_the_help_its_assist_calls_carried(store_factory):
+    """Help measured per report, each Assist once; an under-report is a mismatch; k credits per group."""
+    async def go():
+        store = store_factory()
+        try:
+            await store.seed_policies({"enf": b.Policy(((0, 500_000),), "enforce", 4 * b.PPM, 100)})
+            a = await store.assist("d", "enf", "t1/0", "", 3, "t1/usage")  # credit 4 -> 1
+            assert a.allowed and a.counters.credit_ppm == 1 * b.PPM
+            assert (await store.assist("d", "enf", "t1/0", "", 3, "t1/usage")).replayed  # a retry: not again
+            b1 = await store.assist("d", "enf", "t1/1", "", 2, "t1/usage")  # 1 credit: allowed, debt -1
+            assert b1.allowed and b1.counters.credit_ppm == -1 * b.PPM
+            refused = await store.assist("d", "enf", "t1/2", "", 1, "t1/usage")  # refused: still help
+            assert not refused.allowed and refused.counters.denials == 1
+            s = await store.report("d", "enf", 8, 2, "t1/usage")  # the device claims 2 of 6
+            assert s.report == (8, 6, 2, 500_000)
+            c = s.counters
+            assert (c.responses, c.help_requests, c.reported_help, c.mismatches) == (8, 6, 2, 1)
+            assert c.credit_ppm == -1 * b.PPM + 4 * b.PPM  # earned 8 * 0.5
+            # An honest report, with one help request that never reached the gateway.
+            await store.assist("d", "enf", "t2/0", "", 1, "t2/usage")
+            s = await store.report("d", "enf", 4, 2, "t2/usage", 1)
+            assert s.report[1:3] == (2, 2) and s.counters.mismatches == 1
+            # A step run again after its report: a new Assist for it is late, counted once, directly.
+            late = await store.assist("d", "enf", "t2/1", "", 2, "t2/usage")
+            assert late.counters.help_requests == s.counters.help_requests + 2
+            again = await store.report("d", "enf", 4, 2, "t2/usage", 1)
+            assert again.replayed and again.report == s.report
         finally:
             await store.close()
 

@@ -1,4 +1,4 @@
-"""forgetting_rate = (acc_task - acc_switch) / acc_task, with 0 when acc_task == 0."""
+"""forgetting_rate = (acc_task - acc_switch) / acc_task, None (undefined) when acc_task == 0."""
 
 import pytest
 
@@ -15,9 +15,9 @@ def test_improvement_is_negative_forgetting():
     assert forgetting_rate(0.5, 0.6) == pytest.approx(-0.2)
 
 
-def test_zero_task_accuracy_means_nothing_forgotten():
-    assert forgetting_rate(0.0, 0.0) == 0.0
-    assert forgetting_rate(0.0, 0.3) == 0.0
+def test_zero_task_accuracy_is_undefined():
+    assert forgetting_rate(0.0, 0.0) is None
+    assert forgetting_rate(0.0, 0.3) is None
 
 
 @pytest.mark.parametrize("acc_task, acc_switch", [(-0.1, 0.5), (1.2, 0.5), (0.5, 1.5), (0.5, -1)])

@@ -54,20 +54,24 @@ class FakeCloud:
     def __init__(self, mode: str = "ok"):
         self.mode = mode
         self.assist_keys: list[str] = []
+        self.assists: list[tuple[int, int, str]] = []  # (group_help, group_size, report_key)
         self.reports: list[tuple[str, int, int, str | None]] = []
+        self.offline: list[int] = []  # offline_help of each report
 
-    def assist(self, example, messages, *, idempotency_key, group_help=0, group_size=0):
+    def assist(self, example, messages, *, idempotency_key, group_help=1, group_size=1, report_key=""):
         self.assist_keys.append(idempotency_key)
+        self.assists.append((group_help, group_size, report_key))
         if self.mode == "refuse":
             raise CloudRefused("no credit", telemetry(example.task, 0.5))
         if self.mode == "down":
             raise CloudUnavailable("gateway down")
         return CloudReply(CLOUD_TEXT, 50, 15, telemetry(example.task))
 
-    def report_usage(self, task, responses, help_requests, idempotency_key=None):
+    def report_usage(self, task, responses, help_requests, *, idempotency_key=None, offline_help=0):
         if self.mode == "down":
             raise CloudUnavailable("gateway down")
         self.reports.append((task, responses, help_requests, idempotency_key))
+        self.offline.append(offline_help)
         return telemetry(task)
 
     def budget(self, task):

@@ -72,6 +72,21 @@ def test_usage_is_reported_with_help_requests_and_flushed_at_shutdown(tmp_path):
         for body in (MATH, HARD, MATH):
             assert client.post("/v1/answer", json=body).status_code == 200
     assert [(t, r, h) for t, r, h, _ in cloud.reports] == [("math", 3, 1)]
+    # The Assist named the report that counted its response, as one help request of one response.
+    assert cloud.assists == [(1, 1, cloud.reports[0][3])] and cloud.offline == [0]
+
+
+@pytest.mark.parametrize("mode, options, offline", [
+    ("refuse", {}, 0),  # the gateway saw the refused Assist and counted its help itself
+    ("down", {}, 1),  # never reached the gateway: reported as offline
+    ("ok", {"allow_cloud": False}, 1),
+])
+def test_fallback_help_is_reported_offline_only_when_the_gateway_never_saw_it(tmp_path, mode, options, offline):
+    client, _, cloud = _client(tmp_path, mode)
+    with client:
+        assert client.post("/v1/answer", json={**HARD, "options": options}).status_code == 200
+        cloud.mode = "ok"  # deliver the report at shutdown
+    assert [r[1:3] for r in cloud.reports] == [(1, 1)] and cloud.offline == [offline]
 
 
 @pytest.mark.parametrize("body, status, needle", [
