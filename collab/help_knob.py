@@ -98,9 +98,11 @@ class BiasController:
     def tau_eff(self) -> float:
         return min(1.0, max(0.0, self.tau + self.integral))
 
-    def bias(self, default: float = 0.0) -> float:
-        """The bias for the next answer (`default` until a score has been seen)."""
-        return calibrate_bias(self.scores, self.tau_eff) if self.scores else default
+    def bias(self, default: float = 0.0, cap: float | None = None) -> float:
+        """The bias for the next answer (`default` until a score has been seen); `cap` lowers the
+        target for one request (a client's max help share), never raises it."""
+        target = self.tau_eff if cap is None else min(self.tau_eff, cap)
+        return calibrate_bias(self.scores, target) if self.scores else default
 
     def observe_score(self, score: float) -> None:
         self.scores = (self.scores + [score])[-self.window:]

@@ -1,6 +1,6 @@
 """The edge agent's REST API (FastAPI): wire <-> domain, and domain errors -> status codes.
 
-Endpoints: POST /v1/answer, GET|POST /v1/adapter, GET /health, GET /metrics (OpenAPI at /docs).
+Endpoints: POST /v1/answer, GET /v1/budget, GET|POST /v1/adapter, GET /health, GET /metrics (OpenAPI at /docs).
 Heavy resources (the model, the gRPC client, the outbox) are built in the lifespan, or injected
 by tests (`create_app(settings, model=..., cloud=...)`).
 """
@@ -22,6 +22,7 @@ from dagrpo.errors import UserError
 from edge_agent.domain import InvalidQuestion
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.outbox import UsageOutbox
+from edge_agent.knob import HelpKnobs
 from edge_agent.service import EdgeService, Question, resolve_adapter
 from edge_agent.settings import EdgeSettings
 from edge_agent.worker import ModelWorker, QueueFull
@@ -45,6 +46,8 @@ class AnswerOptions(_Strict):
     allow_cloud: bool = Field(True, description="ask the cloud when the model emits the trigger")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0: greedy decoding")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="sampling seed")
+    max_help_share: float | None = Field(None, ge=0.0, le=1.0, description="with the help knob: ask on "
+                                         "at most this share of answers (lowers the gateway's tau, never raises it)")
 
 
 class AnswerRequest(_Strict):
@@ -101,6 +104,9 @@ class AnswerResponse(BaseModel):
     cloud_completion_tokens: int
     finish_reason: str
     latency_s: float
+    help_bias: float | None = Field(None, description="the help knob's bias for this answer (null: off)")
+    reanswered: bool = Field(False, description="fallback: text and answer are a second local decode "
+                             "with the trigger banned (the help request is still counted)")
 
 
 class AdapterRequest(_Strict):
@@ -135,7 +141,9 @@ def create_app(settings: EdgeSettings, *, model=None, cloud: CloudClient | None 
         metrics = EdgeMetrics()
         outbox = UsageOutbox(settings.outbox_path)
         worker = ModelWorker(model, settings.queue_size)
-        service = EdgeService(worker, cloud, outbox, metrics, settings.model_path)
+        knobs = HelpKnobs.from_settings(settings, settings.adapter_path) if settings.help_knob else None
+        service = EdgeService(worker, cloud, outbox, metrics, settings.model_path, knobs=knobs,
+                              reanswer=settings.fallback_reanswer)
         if settings.adapter_path:
             service.adapter = {"path": model.adapter_path, "source": settings.adapter_path,
                                "lambda": start_lambda}
@@ -178,10 +186,15 @@ def create_app(settings: EdgeSettings, *, model=None, cloud: CloudClient | None 
                                   f"limit of {settings.max_tokens_limit}")
         q = Question(task=body.task, question=body.question, choices=tuple(body.choices),
                      max_tokens=max_tokens, allow_cloud=o.allow_cloud,
-                     temperature=o.temperature, seed=o.seed, example_id=body.example_id)
+                     temperature=o.temperature, seed=o.seed, example_id=body.example_id,
+                     max_help_share=o.max_help_share)
         a = await service.answer(q)
         service.metrics.latency.labels(a.route).observe(a.latency_s)
         return AnswerResponse(**asdict(a))
+
+    @app.get("/v1/budget")
+    async def get_budget(request: Request) -> dict:
+        return request.app.state.service.budget()
 
     @app.get("/v1/adapter")
     async def get_adapter(request: Request) -> dict:

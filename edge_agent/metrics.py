@@ -31,5 +31,7 @@ class EdgeMetrics:
         self.ratio = Gauge("edge_collab_ratio", "Help-request ratio per task: the gateway's window "
                            "ratio (source=gateway) or this agent's own count (source=local)",
                            ["task", "source"], registry=r)
+        self.help_bias = Gauge("edge_help_bias", "The help knob's bias (logit units) of the last answer "
+                               "per task", ["task"], registry=r)
         self.adapter_swaps = Counter("edge_adapter_swaps_total", "LoRA adapters loaded at run "
                                      "time", registry=r)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -38,6 +39,7 @@ from collab.protocol import compose, split_at_trigger
 from collab.tasks import get_task, get_task_example
 from collab.tasks.base import Example
 from edge_agent.domain import InvalidQuestion
+from edge_agent.knob import HelpKnobs
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.outbox import UsageOutbox
 from edge_agent.worker import ModelWorker
@@ -57,6 +59,7 @@ class Question:
     temperature: float = 0.0
     seed: int | None = None
     example_id: str | None = None
+    max_help_share: float | None = None  # lowers this request's help target (the knob), never raises it
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class Answer:
     cloud_completion_tokens: int
     finish_reason: str
     latency_s: float
+    help_bias: float | None = None  # the knob's bias for this answer (None: the knob is off)
+    reanswered: bool = False  # fallback: `text`/`answer` are a second, never-asking local decode
 
 
 def extract_answer(kind: str, text: str) -> str | None:
@@ -108,7 +113,10 @@ def task_kind(q: Question) -> str:
 
 class EdgeService:
     def __init__(self, worker: ModelWorker, cloud: CloudClient | None, outbox: UsageOutbox,
-                 metrics: EdgeMetrics, base_model_path: str):
+                 metrics: EdgeMetrics, base_model_path: str, *, knobs: HelpKnobs | None = None,
+                 reanswer: bool = False):
+        self.knobs = knobs  # the help knob per task (edge_agent/knob.py), or None: plain decoding
+        self.reanswer = reanswer
         self.worker = worker
         self.cloud = cloud
         self.outbox = outbox
@@ -127,25 +135,26 @@ class EdgeService:
         example = make_example(q, kind, key)
         messages = build_messages(kind, q.question, q.choices)
         batch = self.outbox.begin(q.task)  # the report this answer's usage (and Assist) belongs to
+        bias = self.knobs.bias(q.task, q.max_help_share) if self.knobs else None
         try:
-            job = self.worker.submit(lambda m: m.generate(
-                messages, max_tokens=q.max_tokens, temperature=q.temperature, seed=q.seed))
-            self.metrics.queue_depth.set(self.worker.depth)
-            gen = await asyncio.wrap_future(job)
-            self.metrics.queue_depth.set(self.worker.depth)
+            gen = await self._generate(messages, q, bias)
             help_request = is_help_request(gen.text, kind)
             reply, reason = None, "not_requested"
             if gen.asked_help:
                 reply, reason = await self._ask_cloud(q, example, messages, key, help_request, batch)
+            # The cloud cannot help: the device's best local answer, decoded with the trigger banned.
+            second = (await self._generate(messages, q, -math.inf)
+                      if gen.asked_help and reply is None and self.reanswer else None)
         except BaseException:
             self.outbox.cancel(batch)
             raise
         local_part, _ = split_at_trigger(gen.text)
-        text = compose(gen.text, reply.completion) if reply else gen.text
+        text = compose(gen.text, reply.completion) if reply else (second.text if second else gen.text)
         route = "local" if not gen.asked_help else ("cloud" if reply else "fallback")
         self._record(q.task, route, gen, reason, help_request, batch)
         t = self.telemetry.get(q.task)
         return Answer(
+            help_bias=bias, reanswered=second is not None,
             task=q.task, route=route, answer=extract_answer(kind, text), text=text,
             local_part=local_part, cloud_part=reply.completion if reply else None,
             requested_help=gen.asked_help, cloud_used=reply is not None,
@@ -156,6 +165,25 @@ class EdgeService:
             cloud_completion_tokens=reply.completion_tokens if reply else 0,
             finish_reason=gen.finish_reason, latency_s=time.perf_counter() - start,
         )
+
+    async def _generate(self, messages, q: Question, bias: float | None):
+        """One local decode on the model thread: plain, or with the help knob at `bias`."""
+        if bias is None:
+            job = self.worker.submit(lambda m: m.generate(
+                messages, max_tokens=q.max_tokens, temperature=q.temperature, seed=q.seed))
+        else:
+            job = self.worker.submit(lambda m: m.generate_knob(
+                messages, max_tokens=q.max_tokens, help_bias=bias, temperature=q.temperature, seed=q.seed))
+        self.metrics.queue_depth.set(self.worker.depth)
+        out = await asyncio.wrap_future(job)
+        self.metrics.queue_depth.set(self.worker.depth)
+        if bias is None:
+            return out
+        gen, score = out
+        if math.isfinite(bias) and self.knobs is not None:
+            self.knobs.observe_score(q.task, score)
+            self.metrics.help_bias.labels(q.task).set(bias)
+        return gen
 
     async def _ask_cloud(self, q: Question, example: Example, messages: list[dict[str, str]],
                          key: str, help_request: bool, batch: str):
@@ -199,6 +227,20 @@ class EdgeService:
         if t is not None:
             self.telemetry[task] = t
             self.metrics.ratio.labels(task, "gateway").set(t.window_ratio)
+            if self.knobs is not None:
+                self.knobs.on_telemetry(task, t)
+
+    def budget(self) -> dict:
+        """GET /v1/budget: per task the tau in force, the gateway's ratio, the device's, the knob."""
+        tasks = set(self.telemetry) | set(self._counts) | set(self.knobs.snapshot() if self.knobs else ())
+        knob = self.knobs.snapshot() if self.knobs else {}
+        out = {}
+        for task in sorted(tasks):
+            t, c = self.telemetry.get(task), self._counts.get(task, [0, 0])
+            out[task] = {"tau": t.tau if t else None, "gateway_window_ratio": t.window_ratio if t else None,
+                         "answers": c[0], "help_requests": c[1], "device_ratio": c[1] / c[0] if c[0] else None,
+                         "knob": knob.get(task)}
+        return {"help_knob": self.knobs is not None, "tasks": out}
 
     # -- usage ----------------------------------------------------------------------------
 

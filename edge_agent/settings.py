@@ -42,6 +42,15 @@ class EdgeSettings(BaseSettings):
     outbox_path: str = Field("edge_usage.sqlite", description="durable usage-report queue (SQLite)")
     flush_interval_s: float = Field(5.0, gt=0, description="how often queued usage is sent")
     seed: int = Field(0, description="llama.cpp sampling seed (temperature > 0)")
+    help_knob: bool = Field(False, description="hold the gateway's tau at inference time with the "
+                            "help bias (docs/edge.md#the-help-knob)")
+    help_bias_file: str = Field("", description="calibration from `dagrpo calibrate` (help_bias.json); "
+                                "default: the one in the adapter's run dir, if any")
+    knob_default_tau: float = Field(0.3, ge=0, le=1, description="tau until the gateway's telemetry says")
+    knob_gain: float = Field(0.2, ge=0, le=5, description="integral gain on (tau - gateway window ratio)")
+    knob_window: int = Field(64, ge=1, le=100000, description="recent ask scores per task for the bias")
+    fallback_reanswer: bool = Field(True, description="when the cloud cannot help, decode again with "
+                                    "the trigger banned and return that local answer (flagged)")
 
     @field_validator("model_path")
     @classmethod

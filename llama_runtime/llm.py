@@ -94,6 +94,8 @@ class LocalModel:
         )
         self._adapter: llama_cpp.llama_adapter_lora_p | None = None
         self.adapter_path: str | None = None
+        self._threads = threads
+        self._knob: KnobDecoder | None = None  # a second context for help-knob decoding, on first use
         if adapter_path:
             self.set_adapter(adapter_path)
 
@@ -145,6 +147,21 @@ class LocalModel:
         finish = "help" if asked else out["choices"][0]["finish_reason"]
         return Generation(text, asked, usage["prompt_tokens"], usage["completion_tokens"], finish)
 
+    def generate_knob(self, messages: list[dict[str, str]], *, max_tokens: int, help_bias: float,
+                      temperature: float = 0.0, seed: int | None = None) -> tuple[Generation, float]:
+        """`generate` with the help knob (collab.help_knob) -> (generation, the query's ask score).
+
+        Decoded on a second llama.cpp context over the same (mmapped) model and the same adapter
+        (KnobDecoder); `help_bias = -inf` never asks: the device's best local answer.
+        """
+        if self._knob is None:
+            self._knob = KnobDecoder(self.model_path, adapter_path=self.adapter_path, threads=self._threads,
+                                     n_seq_max=2, n_ctx=self.n_ctx)
+        self.check_fits(len(self.prompt_tokens(messages)), max_tokens)
+        (a,) = self._knob.decode([messages], max_new_tokens=max_tokens, help_bias=help_bias,
+                                 temperature=temperature, seed=seed or 0)
+        return Generation(a.text, a.asked, a.prompt_tokens, a.completion_tokens, a.finish), a.score
+
     def next_token_logits(self, tokens: list[int]) -> np.ndarray:
         """Logits (n_vocab,) after `tokens`, from a clean context (for equivalence tests)."""
         self._llm.reset()
@@ -181,6 +198,8 @@ class LocalModel:
             llama_cpp.llama_adapter_lora_free(self._adapter)
         self._adapter, self.adapter_path = new, (str(path) if path else None)
         self._llm.reset()
+        if self._knob is not None:
+            self._knob.sampler.set_adapter(self.adapter_path)
 
 
 def _logsumexp(z: np.ndarray) -> float:
@@ -462,7 +481,10 @@ class BatchSampler:
 class KnobAnswer:
     text: str  # the response, cut after the trigger when it asked
     asked: bool
-    score: float  # ask score: the largest trigger logit over its line starts (-inf: none)
+    score: float  # ask score: the largest trigger logit over its candidate positions (-inf: none)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish: str = "stop"  # "help" | "stop" (EOS) | "length"
 
 
 class KnobDecoder:
@@ -513,8 +535,10 @@ class KnobDecoder:
             groups, scores = self.sampler.sample_with_knob(
                 prompts[lo:lo + per_call], 1, max_new_tokens, temperature, seed + lo, self.eos,
                 stop=self._trigger_seen, help_bias=help_bias, triggers=self.triggers)
-            for (toks, _), (score,) in zip((g[0] for g in groups), scores):
+            for prompt, (toks, _), (score,) in zip(prompts[lo:lo + per_call], (g[0] for g in groups), scores):
                 text = "".join(self.sampler.piece(t) for t in toks if t not in self.eos)
                 local, asked = split_at_trigger(text)
-                out.append(KnobAnswer(local + HELP_TRIGGER if asked else text, asked, score))
+                finish = "help" if asked else ("stop" if toks and toks[-1] in self.eos else "length")
+                out.append(KnobAnswer(local + HELP_TRIGGER if asked else text, asked, score, len(prompt),
+                                      len(toks), finish))
         return out

@@ -11,6 +11,7 @@ from llama_runtime.generation import ContextOverflow, Generation
 LOCAL_TEXT = "<think>\nStep 1: 2 + 2 = 4.\n</think>\n<answer>Final answer: \\boxed{4}</answer>"
 HELP_TEXT = "<think>\nStep 1: This is hard.\n" + HELP_TRIGGER
 CLOUD_TEXT = "Step 2: The cloud solves it.\n</think>\n<answer>Final answer: \\boxed{7}</answer>"
+GUESS_TEXT = "<think>\nStep 1: My best local guess.\n</think>\n<answer>Final answer: \\boxed{5}</answer>"
 
 
 class FakeModel:
@@ -26,6 +27,7 @@ class FakeModel:
         self.calls: list[tuple[str, str | None]] = []  # (question, adapter in force)
         self.gate: threading.Event | None = None
         self.entered = threading.Event()  # set once a generation has started
+        self.biases: list[float] = []  # help_bias of each generate_knob call
 
     def generate(self, messages, *, max_tokens, temperature=0.0, seed=None) -> Generation:
         question = messages[-1]["content"]
@@ -39,12 +41,22 @@ class FakeModel:
             return Generation(HELP_TEXT, True, 100, 12, "help")
         return Generation(LOCAL_TEXT, False, 100, 20, "stop")
 
+    def generate_knob(self, messages, *, max_tokens, help_bias, temperature=0.0, seed=None):
+        """The help knob: ask score +1 for 'HARD' questions, -1 otherwise; ask iff score + bias > 0."""
+        question = messages[-1]["content"]
+        self.calls.append((question, self.adapter_path))
+        self.biases.append(help_bias)
+        score = 1.0 if "HARD" in question else -1.0
+        if score + help_bias > 0:
+            return Generation(HELP_TEXT, True, 100, 12, "help"), score
+        return Generation(GUESS_TEXT if "HARD" in question else LOCAL_TEXT, False, 100, 20, "stop"), score
+
     def set_adapter(self, path):
         self.adapter_path = path
 
 
-def telemetry(task: str, ratio: float = 0.25) -> Telemetry:
-    return Telemetry(task=task, tau=0.3, mode="enforce", responses=4, help_requests=1,
+def telemetry(task: str, ratio: float = 0.25, tau: float = 0.3) -> Telemetry:
+    return Telemetry(task=task, tau=tau, mode="enforce", responses=4, help_requests=1,
                      window_ratio=ratio, lifetime_ratio=ratio, credit=1.0)
 
 

@@ -1,6 +1,7 @@
 """The REST API and answer flow with a fake model and a fake cloud (logic only; the real model
 and gateway are in test_integration.py)."""
 
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from edge_agent.api import create_app
 from edge_agent.settings import EdgeSettings
-from edge_fakes import CLOUD_TEXT, HELP_TEXT, FakeCloud, FakeModel
+from edge_fakes import CLOUD_TEXT, GUESS_TEXT, HELP_TEXT, FakeCloud, FakeModel
 
 MATH = {"question": "What is 2 + 2?", "task": "math"}
 HARD = {"question": "HARD: integrate x^x", "task": "math"}
@@ -55,15 +56,26 @@ def test_help_is_composed_with_the_cloud_completion(tmp_path):
     (None, {}, "disabled"),
 ])
 def test_help_without_the_cloud_is_a_flagged_local_answer(tmp_path, cloud, options, reason):
-    client, _, _ = _client(tmp_path, cloud)
+    client, model, _ = _client(tmp_path, cloud)
     with client:
         r = client.post("/v1/answer", json={**HARD, "options": options})
         assert r.status_code == 200
         a = r.json()
         assert (a["route"], a["cloud_used"], a["cloud_skipped_reason"]) == ("fallback", False, reason)
-        assert a["text"] == HELP_TEXT and a["answer"] is None and a["requested_help"]
+        # The device's best local answer, decoded again with the trigger banned, flagged as such.
+        assert a["reanswered"] and a["text"] == GUESS_TEXT and a["answer"] == "5" and a["requested_help"]
+        assert a["local_part"] == "<think>\nStep 1: This is hard.\n" and model.biases == [-math.inf]
         metrics = client.get("/metrics").text
     assert f'edge_cloud_skipped_total{{reason="{reason}",task="math"}} 1.0' in metrics
+    assert 'edge_help_requests_total{task="math"} 1.0' in metrics  # the help request still counts
+
+
+def test_fallback_without_reanswer_keeps_the_bare_local_prefix(tmp_path):
+    client, model, _ = _client(tmp_path, "down", fallback_reanswer=False)
+    with client:
+        a = client.post("/v1/answer", json=HARD).json()
+    assert a["route"] == "fallback" and not a["reanswered"]
+    assert a["text"] == HELP_TEXT and a["answer"] is None and model.biases == []
 
 
 def test_usage_is_reported_with_help_requests_and_flushed_at_shutdown(tmp_path):

@@ -1,0 +1,76 @@
+"""The help knob on the agent (fake model: ask score +1 for 'HARD' questions, -1 otherwise):
+the bias follows the gateway's tau, a request may lower the target, /v1/budget shows it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from collab.help_knob import calibrate_bias
+from edge_agent.api import create_app
+from edge_agent.knob import HelpKnobs, load_calibration
+from edge_agent.settings import EdgeSettings
+from edge_fakes import FakeCloud, FakeModel, telemetry
+
+HARD = {"question": "HARD: integrate x^x", "task": "math"}
+EASY = {"question": "What is 2 + 2?", "task": "math"}
+
+
+def _client(tmp_path, **settings):
+    model, cloud = FakeModel(), FakeCloud("ok")
+    s = EdgeSettings(outbox_path=str(tmp_path / "usage.sqlite"), flush_interval_s=3600, help_knob=True, **settings)
+    return TestClient(create_app(s, model=model, cloud=cloud)), model, cloud
+
+
+def test_bias_is_the_quantile_of_recent_scores_at_the_gateways_tau(tmp_path):
+    client, model, _ = _client(tmp_path, knob_default_tau=0.5, knob_gain=0.0)
+    with client:
+        first = client.post("/v1/answer", json=HARD).json()
+        assert first["help_bias"] == 0.0 and first["route"] == "cloud"  # no scores yet: bias 0
+        client.post("/v1/answer", json=EASY)
+        # scores [+1, -1]; the Assist's telemetry put tau at 0.3 -> round(0.6) = 1 asks: bias 0
+        a = client.post("/v1/answer", json=HARD).json()
+        assert a["help_bias"] == pytest.approx(calibrate_bias([1.0, -1.0], 0.3)) and a["route"] == "cloud"
+        budget = client.get("/v1/budget").json()
+    knob = budget["tasks"]["math"]["knob"]
+    assert budget["help_knob"] and knob["tau"] == 0.3 and knob["scores_seen"] == 3
+    assert budget["tasks"]["math"]["tau"] == 0.3 and budget["tasks"]["math"]["answers"] == 3
+
+
+def test_a_request_may_lower_the_help_share_but_not_raise_it(tmp_path):
+    client, model, _ = _client(tmp_path, knob_default_tau=0.5, knob_gain=0.0)
+    with client:
+        client.post("/v1/answer", json=HARD)
+        client.post("/v1/answer", json=EASY)
+        low = client.post("/v1/answer", json={**HARD, "options": {"max_help_share": 0.0}}).json()
+        assert low["route"] == "local" and low["answer"] == "5"  # target 0: nobody asks
+        high = client.post("/v1/answer", json={**EASY, "options": {"max_help_share": 1.0}}).json()
+    # tau is 0.3 from the gateway: a share of 1.0 does not raise it, the easy query stays local
+    assert high["route"] == "local" and high["help_bias"] < 1.0
+
+
+def test_calibration_file_seeds_the_scores(tmp_path):
+    cal = tmp_path / "help_bias.json"
+    cal.write_text(json.dumps({"math": {"val_scores": [2.0, 0.5, -0.5, -2.0]}}))
+    knobs = HelpKnobs(default_tau=0.25, gain=0.0, window=8, calibration=load_calibration(str(cal), None))
+    assert knobs.bias("math") == pytest.approx(-1.25)  # k = 1: halfway between 2.0 and 0.5
+    knobs.on_telemetry("math", telemetry("math", ratio=0.5, tau=0.5))
+    assert knobs.bias("math") == pytest.approx(0.0)  # tau 0.5 -> k = 2: between 0.5 and -0.5
+    assert knobs.bias("math", cap=0.25) == pytest.approx(-1.25)
+    with pytest.raises(FileNotFoundError):
+        load_calibration(str(tmp_path / "missing.json"), None)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "help_bias.json").write_text(cal.read_text())
+    assert load_calibration("", str(run)) == json.loads(cal.read_text())
+
+
+def test_integral_feedback_lowers_the_target_when_the_gateway_measures_too_much():
+    knobs = HelpKnobs(default_tau=0.5, gain=0.5, window=8)
+    for s in (2.0, 0.5, -0.5, -2.0):
+        knobs.observe_score("math", s)
+    knobs.on_telemetry("math", telemetry("math", ratio=0.9, tau=0.5))  # integral 0.5*(0.5-0.9) = -0.2
+    assert knobs.controller("math").tau_eff == pytest.approx(0.3)
+    assert knobs.bias("math") == pytest.approx(-1.25)  # round(0.3 * 4) = 1 asks
