@@ -41,3 +41,16 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def help_run(tmp_path_factory):
+    """A run directory whose adapter (SmolLM2, LoRA) is a short format warm-up with half of its
+    targets help requests: a help-trained adapter for the help-knob tests (about a minute)."""
+    from trainer.commands import demo_config
+    from trainer.train import train
+
+    out = tmp_path_factory.mktemp("help-run")
+    cfg = demo_config(["warmup.steps=8", "warmup.help_share=0.5", "train.eval_at_start=false"])
+    train(cfg, out, max_steps=0, progress=False)
+    return out

@@ -13,18 +13,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def help_run(tmp_path_factory):
-    """A run directory whose adapter is a warm-up with half of its targets help requests."""
-    from trainer.commands import demo_config
-    from trainer.train import train
-
-    out = tmp_path_factory.mktemp("help-run")
-    cfg = demo_config(["warmup.steps=8", "warmup.help_share=0.5", "train.eval_at_start=false"])
-    train(cfg, out, max_steps=0, progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
 def decoder(help_run):
     from llama_runtime.llm import KnobDecoder
     from trainer.calibrate import adapter_gguf
