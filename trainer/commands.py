@@ -38,7 +38,31 @@ def demo(out: str, overrides: list[str]) -> int:
     summary = summarize_run(out_dir, wall_s=wall)
     print_summary(summary)
     _plots(out_dir)
+    if cfg.train.engine == "llamacpp":
+        knob_summary(out_dir, cfg)
     return 0
+
+
+def knob_summary(out: Path, cfg: RunConfig, n: int = 16) -> None:
+    """The help knob after training (docs/edge.md): the bias calibrated to the last phase's tau on
+    `n` validation queries per task of that phase, and the held-out help rate and joint accuracy
+    on `n` test queries with and without it."""
+    from trainer.calibrate import calibrate_run
+
+    phase = cfg.phases[-1]
+    tau = phase.tau_at(phase.steps - 1)
+    t0 = time.perf_counter()
+    result = calibrate_run(out, [tau], tasks=phase.task_names(), n_val=n, n_test=n,
+                           threads=cfg.train.engine_threads)
+    table = Table(title=f"Help knob: bias calibrated to tau {tau:.2f} on {n} val queries, "
+                        f"held-out {n} test queries (greedy, {time.perf_counter() - t0:.0f} s)")
+    for col in ("task", "bias", "help rate: no knob -> knob", "joint acc %: no knob -> knob"):
+        table.add_column(col)
+    for task, r in result.items():
+        row = r["by_tau"][0]
+        table.add_row(task, f"{row['bias']:+.2f}", f"{r['test_help_rate_no_knob']:.2f} -> {row['test_help_rate']:.2f}",
+                      f"{_pct(r['test_no_knob']['joint_accuracy'])} -> {_pct(row['test']['joint_accuracy'])}")
+    console.print(table)
 
 
 def train_command(config: str | None, overrides: list[str], out: str, *, resume: bool, max_steps: int | None,
