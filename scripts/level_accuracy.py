@@ -78,7 +78,8 @@ def main() -> None:
               "math_grader": cfg.train.math_grader, "overrides": args.set, "seconds_warmup": round(t_warm, 1),
               "seconds_total": round(time.perf_counter() - t0, 1), "levels": table}
     (args.out / "level_accuracy.json").write_text(json.dumps(record, indent=1) + "\n")
-    lines = ["| task | level | solved alone, greedy | solved alone, T=1 | asks, greedy | asks, T=1 | format ok, greedy |",
+    lines = ["| task | level | solved alone, greedy | solved alone, T=1 | asks, greedy | asks, T=1 "
+             "| format ok, greedy |",
              "|---|---|---|---|---|---|---|"]
     for key, row in table.items():
         g, s = row["greedy"], row["sampled"]

@@ -90,8 +90,9 @@ def summarize_run(out: Path, wall_s: float | None = None) -> dict:
     for i, phase in enumerate(cfg.phases):
         second_half = [m for m in metrics if m["phase"] == i][phase.steps // 2:]
         if second_half:
+            ratio = sum(m["collab_ratio"] for m in second_half) / len(second_half)
             phase_ratios.append({"phase": phase.name or f"phase{i}", "tau": second_half[-1]["tau"],
-                                 "train_ratio_second_half": sum(m["collab_ratio"] for m in second_half) / len(second_half)})
+                                 "train_ratio_second_half": ratio})
     last_phase = metrics[-1]["phase"] if metrics else 0
     tail = [m for m in metrics if m["phase"] == last_phase and m["tau"] == (metrics[-1]["tau"] if metrics else None)]
     summary = {
@@ -135,12 +136,12 @@ def print_summary(s: dict) -> None:
     console.print(table)
     for p in s.get("phase_ratios", []):
         console.print(f"training collaboration ratio, second half of {p['phase']}: "
-                      f"{p['train_ratio_second_half']:.3f} vs tau {p['tau']:.2f}")
+                      f"{p['train_ratio_second_half']:.3f} vs tau {p['tau']:.2f}", soft_wrap=True)
     if s["evals"]:
         tag, tasks = list(s["evals"].items())[-1]
         for task, e in tasks.items():
             console.print(f"held-out help rate at {tag}, {task}: greedy {e['collab_ratio']:.2f}, "
-                          f"sampled {_sampled(e)} vs tau {s['task_tau'][task]:.2f}")
+                          f"sampled {_sampled(e)} vs tau {s['task_tau'][task]:.2f}", soft_wrap=True)
     for task, f in s["forgetting"].items():
         local = "-" if f["local"] is None else f"{f['local']:.3f}"
         console.print(f"forgetting rate {task}: joint {f['joint']:.3f}, local-solved {local}")

@@ -73,7 +73,8 @@ def build_qa(rng: random.Random, level: int) -> Built:
         words = [_word(rng, length=n) for n in rng.sample((1, 2, 3, 4), 4)]
         longest = max(words, key=len)
         q = "Which of these made-up words has the most letters?"
-        steps = [f"The words have {', '.join(str(len(w)) for w in words)} letters.", f"{longest} has {len(longest)} letters, more than the others."]
+        steps = [f"The words have {', '.join(str(len(w)) for w in words)} letters.",
+                 f"{longest} has {len(longest)} letters, more than the others."]
         fields = mcq_fields(rng, longest, [w for w in words if w != longest], steps, q, "longest")
         key = f"longest:{','.join(words)}"
     fields["meta"]["first_step"] = steps[0]
