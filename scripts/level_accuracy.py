@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--per-level", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--set", action="append", default=[], help="override of the demo preset (key=value)")
+    ap.add_argument("--adapter", type=Path, help="a warmed-up LoRA (e.g. a demo run's OUT/reference) "
+                    "instead of fitting the demo's warm-up here")
     args = ap.parse_args()
 
     import torch
@@ -51,8 +53,8 @@ def main() -> None:
     cfg = demo_config(args.set)
     torch.manual_seed(cfg.train.seed)
     t0 = time.perf_counter()
-    model, tok = load_policy(cfg.model, seed=cfg.train.seed)
-    losses = fit_warmup(model, tok, list(cfg.warmup.tasks), cfg.warmup)
+    model, tok = load_policy(cfg.model, adapter=args.adapter, seed=cfg.train.seed)
+    losses = None if args.adapter else fit_warmup(model, tok, list(cfg.warmup.tasks), cfg.warmup)
     model.eval()
     engine = make_engine_factory(cfg.model, cfg.train)(model, tok)
     t_warm = time.perf_counter() - t0
@@ -73,7 +75,9 @@ def main() -> None:
             print(base, level, json.dumps(row), flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    record = {"warmup": {**warmup_report(list(cfg.warmup.tasks), cfg.warmup), "losses": losses},
+    warmup = {"adapter": str(args.adapter)} if args.adapter else {
+        **warmup_report(list(cfg.warmup.tasks), cfg.warmup), "losses": losses}
+    record = {"warmup": warmup,
               "per_level": args.per_level, "max_new_tokens": args.max_new_tokens, "engine": cfg.train.engine,
               "math_grader": cfg.train.math_grader, "overrides": args.set, "seconds_warmup": round(t_warm, 1),
               "seconds_total": round(time.perf_counter() - t0, 1), "levels": table}
