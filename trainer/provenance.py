@@ -73,6 +73,7 @@ def machine() -> dict:
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "cpu_model": parse_cpu_model(_read("/proc/cpuinfo")) or platform.processor() or None,
         "memory_gib": parse_mem_total_gib(_read("/proc/meminfo")),
+        "load_avg_1m": round(os.getloadavg()[0], 2),  # a shared machine's timings need it
         "platform": platform.platform(),
         "python": sys.version.split()[0],
     }
