@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--per-level", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--set", action="append", default=[], help="override of the demo preset (key=value)")
+    ap.add_argument("--tasks", default=",".join(BASES), help=f"comma-separated subset of {list(BASES)}")
     ap.add_argument("--adapter", type=Path, help="a warmed-up LoRA (e.g. a demo run's OUT/reference) "
                     "instead of fitting the demo's warm-up here")
     args = ap.parse_args()
@@ -60,7 +61,8 @@ def main() -> None:
     t_warm = time.perf_counter() - t0
 
     table = {}
-    for base, module in BASES.items():
+    for base in args.tasks.split(","):
+        module = BASES[base]
         for level in range(1, 6):
             task = importlib.import_module(module).make_task(name=base, levels=(level,))
             examples = task.examples("test", n=args.per_level, seed=cfg.train.seed)
