@@ -105,6 +105,13 @@ def summarize_run(out: Path, wall_s: float | None = None) -> dict:
     if "phase0_end" in by_tag and f"phase{len(cfg.phases) - 1}_end" in by_tag and len(cfg.phases) > 1:
         for task in cfg.phases[0].task_names():
             forgetting[task] = {which: task_forgetting(by_tag, cfg, task, which)[2] for which in ("joint", "local")}
+    phase_ratios = []
+    for i, phase in enumerate(cfg.phases):
+        second_half = [m for m in metrics if m["phase"] == i][phase.steps // 2:]
+        if second_half:
+            ratio = sum(m["collab_ratio"] for m in second_half) / len(second_half)
+            phase_ratios.append({"phase": phase.name or f"phase{i}", "tau": second_half[-1]["tau"],
+                                 "train_ratio_second_half": ratio})
     last_phase = metrics[-1]["phase"] if metrics else 0
     tail = [m for m in metrics if m["phase"] == last_phase and m["tau"] == (metrics[-1]["tau"] if metrics else None)]
     summary = {
@@ -112,6 +119,8 @@ def summarize_run(out: Path, wall_s: float | None = None) -> dict:
         "wall_s": wall_s,
         "evals": by_tag,
         "forgetting": forgetting,
+        "phase_ratios": phase_ratios,
+        "task_tau": {t: p.tau_at(p.steps - 1) for p in cfg.phases for t in p.task_names()},
         "final_tau": metrics[-1]["tau"] if metrics else None,
         "final_train_ratio": sum(m["collab_ratio"] for m in tail) / len(tail) if tail else None,
         "final_lambda": metrics[-1]["lambda_next"] if metrics else cfg.train.lambda_init,
@@ -126,15 +135,32 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
+def _sampled(e: dict) -> str:
+    """The sampled help rate of an evaluation record with its Wilson interval ('-' without samples)."""
+    if "sampled_collab_ratio" not in e:
+        return "-"
+    lo, hi = e["sampled_collab_ci"]
+    return f"{e['sampled_collab_ratio']:.2f} [{lo:.2f}, {hi:.2f}] (n={e['sampled_n']})"
+
+
 def print_summary(s: dict) -> None:
-    table = Table(title="Held-out accuracy (%) at each evaluation (greedy)")
-    for col in ("eval", "task", "local-solved acc (n)", "joint acc", "collab ratio", "format ok"):
+    table = Table(title="Held-out accuracy (%) at each evaluation (greedy; sampled ratio at the training temperature)")
+    for col in ("eval", "task", "local-solved acc (n)", "joint acc", "collab ratio", "sampled ratio [95% CI]",
+                "format ok"):
         table.add_column(col)
     for tag, tasks in s["evals"].items():
         for task, e in tasks.items():
             table.add_row(tag, task, f"{_pct(e['local_accuracy'])} ({e['local_n']}/{e['n']})",
-                          _pct(e["joint_accuracy"]), f"{e['collab_ratio']:.2f}", _pct(e["format_rate"]))
+                          _pct(e["joint_accuracy"]), f"{e['collab_ratio']:.2f}", _sampled(e), _pct(e["format_rate"]))
     console.print(table)
+    for p in s.get("phase_ratios", []):
+        console.print(f"training collaboration ratio, second half of {p['phase']}: "
+                      f"{p['train_ratio_second_half']:.3f} vs tau {p['tau']:.2f}", soft_wrap=True)
+    if s["evals"]:
+        tag, tasks = list(s["evals"].items())[-1]
+        for task, e in tasks.items():
+            console.print(f"held-out help rate at {tag}, {task}: greedy {e['collab_ratio']:.2f}, "
+                          f"sampled {_sampled(e)} vs tau {s['task_tau'][task]:.2f}", soft_wrap=True)
     for task, f in s["forgetting"].items():
         joint, local = ("-" if f[k] is None else f"{f[k]:.3f}" for k in ("joint", "local"))
         console.print(f"forgetting rate {task}: joint {joint}, local-solved {local}")

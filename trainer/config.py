@@ -107,6 +107,8 @@ class TrainConfig(_Strict):
                                   "seen); empty: every task seen so far")
     eval_max_new_tokens: int | None = Field(None, ge=1, description="eval generation limit (default: max_new_tokens)")
     eval_at_start: bool = Field(True, description="evaluate the untrained model before step 1")
+    eval_samples: int = Field(4, ge=0, description="K responses per held-out query sampled at `temperature` "
+                              "for the sampled help rate and its 95% Wilson interval (0: greedy only)")
     math_grader: Literal["exact", "equiv"] = Field("exact", description="paper: exact string match")
     save_every: int = Field(1, ge=1, description="write adapter + state every N steps (resume point)")
     # Speed (docs/speed.md): rollout engine and the lean policy-gradient pass (trainer/lean.py).
@@ -211,17 +213,18 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_tasks(self):
+        from collab.tasks import FORMAT_DRILLS
+
         groups, known = _task_groups(), _known_tasks()
         for i, phase in enumerate(self.phases):
             if phase.group is not None and phase.group not in groups:
                 raise ValueError(f"phases.{i}.group: unknown group {phase.group!r}; known: {sorted(groups)}")
-            if known is not None:
-                for t in phase.task_names():
-                    if t not in known:
-                        raise ValueError(f"phases.{i}.tasks: unknown task {t!r}; known: {known}")
-        for t in self.warmup.tasks if known is not None else ():
-            if t not in known:
-                raise ValueError(f"warmup.tasks: unknown task {t!r}; known: {known}")
+            for t in phase.task_names():
+                if known is not None and t not in known:
+                    raise ValueError(f"phases.{i}.tasks: unknown task {t!r}; known: {known}")
+                if t in FORMAT_DRILLS:  # the warm-up's tasks: what it saw must never be trained or evaluated
+                    raise ValueError(f"phases.{i}.tasks: {t!r} is a format drill of the warm-up, never trained "
+                                     "in a phase nor evaluated")
         trained = self.phase_tasks()
         for t in self.train.eval_tasks:
             if t not in trained:
@@ -237,10 +240,6 @@ class RunConfig(_Strict):
         """Tasks evaluated at the end of phase `upto_phase`: those seen so far, in order of appearance,
         restricted to train.eval_tasks when it is set."""
         return [t for t in self.phase_tasks(upto_phase) if not self.train.eval_tasks or t in self.train.eval_tasks]
-
-    def warmup_tasks(self) -> list[str]:
-        """The warm-up's tasks: as configured, else every task of the phases in order of appearance."""
-        return list(self.warmup.tasks) if self.warmup.tasks else self.phase_tasks()
 
 
 def _task_groups() -> dict:

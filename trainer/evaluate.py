@@ -81,3 +81,47 @@ def summarize(task: str, scored: list, cloud_refused: int = 0) -> TaskEval:
         format_rate=sum(s.format_ok for s in scored) / n,
         cloud_refused=cloud_refused,
     )
+
+
+@dataclass(frozen=True)
+class SampledHelp:
+    """How often the model asks when it samples as in training: K responses per held-out query.
+
+    `sampled_collab_ratio` is the budgeted quantity (mean cost, eq. 14) over all n*K responses,
+    with its 95% Wilson interval; `sampled_help_rate` counts every trigger; `sampled_local_accuracy`
+    is the share answered right without the cloud, over the responses that did not ask.
+    """
+
+    sampled_k: int
+    sampled_n: int
+    sampled_collab_ratio: float
+    sampled_collab_ci: tuple[float, float]
+    sampled_help_rate: float
+    sampled_local_accuracy: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sampled_help(
+    engine, prompt_ids, tests: dict[str, list[Example]], *, k: int, max_new_tokens: int, temperature: float,
+    math_grader: str, batch_size: int = 4,
+) -> dict[str, SampledHelp]:
+    """`k` sampled responses per example; scored on the local text alone (cost needs no cloud)."""
+    from trainer.intervals import wilson_interval
+
+    results = {}
+    for task, examples in tests.items():
+        scored = []
+        for i in range(0, len(examples), batch_size):
+            chunk = examples[i:i + batch_size]
+            out = engine.generate([prompt_ids(ex) for ex in chunk], k, max_new_tokens, temperature)
+            scored += [score(ex, r.text, None, math_grader=math_grader) for ex, group in zip(chunk, out) for r in group]
+        n, asks = len(scored), int(sum(s.cost for s in scored))
+        local = [s for s in scored if not s.requests_help]
+        results[task] = SampledHelp(
+            sampled_k=k, sampled_n=n, sampled_collab_ratio=asks / n, sampled_collab_ci=wilson_interval(asks, n),
+            sampled_help_rate=sum(s.requests_help for s in scored) / n,
+            sampled_local_accuracy=sum(s.correct for s in local) / len(local) if local else None,
+        )
+    return results

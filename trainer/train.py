@@ -42,9 +42,10 @@ Departures from the paper, and choices it leaves open:
     `train.lean_pass` (default) computes the same log-probs with logits only at completion tokens
     and each group's prompt run once (trainer/lean.py, tested equal to the plain pass).
  9. Optional format warm-up before step 1 (`[warmup]`, off by default; on in the demo): supervised
-    LoRA steps on reference answers in the paper's format, a random share of them help requests
-    (trainer/warmup.py). The paper's instruct models write the format already; SmolLM2-135M does
-    not, and then every advantage is zero. `model.init_adapter` starts from a saved LoRA instead.
+    LoRA steps on format drills (never a task of the phases) in the paper's format, a small random
+    share of them help requests (trainer/warmup.py). The paper's instruct models write the format
+    already; SmolLM2-135M does not, and then every advantage is zero. `model.init_adapter` starts
+    from a saved LoRA instead.
 10. Budget-tracking options, all off by default (`train.method = "da_grpo"` is the paper;
     `"da_grpo_tracked"` turns on config.TRACKED, each still overridable; docs/simulator.md
     studies each on the simulated game): `train.cost_baseline` group | tau | running
@@ -54,6 +55,8 @@ Departures from the paper, and choices it leaves open:
     `train.skip_zero_steps` (item 7). The controller's and the running baseline's state are in
     state.json ("dual", "method"), so resume continues them exactly. A KL to the start policy is
     `train.kl_beta` (item 5); more responses per step are `train.G` and `train.batch_prompts`.
+11. Evaluations add a sampled help rate to the paper's greedy one: `train.eval_samples` responses
+    per held-out query at the training temperature, with a 95% Wilson interval (trainer/evaluate.py).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ import logging
 import random
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,10 +85,11 @@ from trainer.cloud import make_cloud
 from trainer.config import RunConfig, load_config, to_toml
 from trainer.dual import controller_from_dict, make_controller
 from trainer.engines import make_engine_factory
-from trainer.evaluate import evaluate
+from trainer.evaluate import evaluate, sampled_help
 from trainer.loss import pg_loss, token_logprobs
 from trainer.methods import make_method
 from trainer.models import add_reference_adapter, load_policy, reference_policy, save_trained_adapter
+from trainer.provenance import write_provenance
 
 log = logging.getLogger("dagrpo.train")
 
@@ -163,6 +168,7 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progr
     )
     if state is None:
         ckpt.atomic_write_text(out / "config.toml", to_toml(cfg))
+        write_provenance(out)
         for name in ("metrics.jsonl", "evals.jsonl"):
             (out / name).unlink(missing_ok=True)
         if cfg.warmup.steps:
@@ -209,9 +215,9 @@ def run_warmup(cfg: RunConfig, out: Path, model, tokenizer, show: bool = True) -
 
     from tqdm.auto import tqdm
 
-    from trainer.warmup import fit_warmup
+    from trainer.warmup import fit_warmup, warmup_report
 
-    tasks = cfg.warmup_tasks()
+    tasks = list(cfg.warmup.tasks)
     bar = tqdm(total=cfg.warmup.steps, desc="format warm-up", unit="step", dynamic_ncols=True, disable=not show)
 
     def progress(step, steps, loss):
@@ -224,7 +230,7 @@ def run_warmup(cfg: RunConfig, out: Path, model, tokenizer, show: bool = True) -
     finally:
         bar.close()
     ckpt.atomic_write_text(out / "warmup.json", json.dumps(
-        {"tasks": tasks, "losses": losses, "seconds": round(time.perf_counter() - t0, 1)}) + "\n")
+        {**warmup_report(tasks, cfg.warmup), "losses": losses, "seconds": round(time.perf_counter() - t0, 1)}) + "\n")
     log.info("format warm-up: %d steps on %s, loss %.3f -> %.3f", len(losses), tasks, losses[0], losses[-1])
 
 
@@ -389,12 +395,21 @@ def run_eval(ctx: Context, tag: str, upto_phase: int) -> None:
     if tag in ctx.evals_done:
         return
     tc = ctx.cfg.train
+    tests, max_new = test_sets(ctx, upto_phase), tc.eval_max_new_tokens or tc.max_new_tokens
     res = evaluate(
-        ctx.engine, ctx.prompt_ids, ctx.messages, ctx.cloud, test_sets(ctx, upto_phase),
-        max_new_tokens=tc.eval_max_new_tokens or tc.max_new_tokens, math_grader=tc.math_grader, tag=tag,
+        ctx.engine, ctx.prompt_ids, ctx.messages, ctx.cloud, tests,
+        max_new_tokens=max_new, math_grader=tc.math_grader, tag=tag,
     )
+    sampled = {}
+    if tc.eval_samples:
+        with torch.random.fork_rng():  # its own seed per evaluation: sampling here leaves training's RNG alone
+            torch.manual_seed(tc.seed * 1_000_003 + zlib.crc32(tag.encode()))
+            sampled = sampled_help(ctx.engine, ctx.prompt_ids, tests, k=tc.eval_samples, max_new_tokens=max_new,
+                                   temperature=tc.temperature, math_grader=tc.math_grader)
     for task, r in res.items():
-        ckpt.append_jsonl(ctx.out / "evals.jsonl", {"tag": tag, "step": ctx.step, "phase": upto_phase, **r.as_dict()})
+        extra = sampled[task].as_dict() if task in sampled else {}
+        ckpt.append_jsonl(ctx.out / "evals.jsonl",
+                          {"tag": tag, "step": ctx.step, "phase": upto_phase, **r.as_dict(), **extra})
     ctx.evals_done.append(tag)
 
 

@@ -2,10 +2,18 @@
 
 The paper's instruct models (Qwen2.5-1.5B/7B) follow the step-by-step format of appendix F.1
 already. SmolLM2-135M does not (format_ok 0/96 untrained), so every reward is -0.1, every advantage
-is zero and DA-GRPO has nothing to learn from. The warm-up fits the run's own LoRA to reference
-answers written in the format; a random `help_share` of the targets are instead one step then the
-help trigger, so the model starts out able to ask, and RL decides *when* to ask. The help targets
-are picked by a hash of the example id, not by difficulty: the warm-up teaches no routing.
+is zero and DA-GRPO has nothing to learn from. The warm-up fits the run's own LoRA to answers in the
+format, and only to that:
+
+- It trains on format drills (collab/tasks/format_drill.py), never on a task a run trains or
+  evaluates: no example or solution of an evaluated task is seen before the phase that trains it.
+  `WarmupConfig` refuses any other task at load, and the run config refuses a drill in a phase.
+- A small random `help_share` of the targets (default 0.1, below every tau of the presets) are a
+  real first step of that problem, then the help trigger: the model can ask, but asking is neither
+  one memorised string nor the likeliest greedy answer. The help targets are picked by a hash of
+  the example id, not by difficulty: the warm-up teaches no routing; RL decides *when* to ask.
+
+`warmup_report` says what the warm-up saw (OUT/warmup.json of every run that has one).
 
 Cost: the examples of a step come from one task, so their prompts share the system prompt; that
 common token prefix runs once (`lean.shared_prefix_logprobs`, exact gradients) and only each
@@ -14,7 +22,9 @@ example's question and target run per row.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from collab.tasks import FORMAT_DRILLS
 
 
 class WarmupConfig(BaseModel):
@@ -25,24 +35,40 @@ class WarmupConfig(BaseModel):
     steps: int = Field(0, ge=0, description="supervised LoRA steps before RL (0: no warm-up)")
     batch: int = Field(4, ge=1, description="examples per warm-up step (all from one task)")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the warm-up")
-    help_share: float = Field(0.3, ge=0, le=1, description="share of targets that are help requests "
-                              "(picked at random, not by difficulty: when to ask is left to RL)")
+    help_share: float = Field(0.1, ge=0, le=1, description="share of targets that are help requests "
+                              "(picked at random, not by difficulty: when to ask is left to RL); keep it "
+                              "below the runs' tau, or the warmed-up model starts over budget")
     data_seed: int = Field(1000, description="task seed of the warm-up examples (unlike the runs' seeds)")
-    tasks: list[str] = Field(default_factory=list,
-                             description="tasks to draw from (default: every task of the run's phases)")
+    tasks: list[str] = Field(default_factory=lambda: list(FORMAT_DRILLS), min_length=1,
+                             description=f"format drills to draw from, a subset of {list(FORMAT_DRILLS)}")
+
+    @field_validator("tasks")
+    @classmethod
+    def _drills_only(cls, v: list[str]) -> list[str]:
+        bad = [t for t in v if t not in FORMAT_DRILLS]
+        if bad:
+            raise ValueError(f"{bad} are not format drills; the warm-up trains only on {list(FORMAT_DRILLS)}, "
+                             "so that no example of a task the runs train or evaluate is seen before its phase")
+        return v
+
+
+def help_target(example) -> str:
+    """A help request for this example: its own first reasoning step, then the trigger."""
+    from collab.protocol import HELP_TRIGGER
+
+    return f"<think>\nStep 1: {example.meta['first_step']}\n{HELP_TRIGGER}"
 
 
 def warmup_targets(examples, help_share: float, seed: int) -> list[str]:
     """Each example's target response: the reference solution in the paper's format, or (a random
-    `help_share` of them, fixed by the example id) one step then the help trigger."""
-    from collab.protocol import HELP_TRIGGER
+    `help_share` of them, fixed by the example id) its first step then the help trigger."""
     from collab.reference import reference_completion
     from trainer.methods.routing import uniform_draw
 
     out = []
     for ex in examples:
         if uniform_draw(seed, f"warmup/{ex.id}") < help_share:
-            out.append(f"<think>\nStep 1: This needs more than I can check here.\n{HELP_TRIGGER}")
+            out.append(help_target(ex))
         else:
             out.append("<think>\n" + reference_completion(ex, correct=True))
     return out
@@ -62,6 +88,19 @@ def warmup_batches(tasks: list[str], spec: WarmupConfig) -> list[list]:
         k = step // len(tasks)
         batches.append(pools[task][k * spec.batch:(k + 1) * spec.batch])
     return batches
+
+
+def warmup_report(tasks: list[str], spec: WarmupConfig) -> dict:
+    """What the warm-up trains on: examples per task, help targets, and its settings."""
+    from collab.protocol import HELP_TRIGGER
+
+    batches = warmup_batches(tasks, spec)
+    examples = [ex for batch in batches for ex in batch]
+    n_help = sum(HELP_TRIGGER in t for t in warmup_targets(examples, spec.help_share, spec.data_seed))
+    per_task = {t: sum(ex.task == t for ex in examples) for t in tasks}
+    return {"tasks": per_task, "examples": len(examples), "help_targets": n_help,
+            "help_share": n_help / len(examples) if examples else 0.0, "help_share_config": spec.help_share,
+            "steps": spec.steps, "batch": spec.batch, "lr": spec.lr, "data_seed": spec.data_seed}
 
 
 def fit_warmup(model, tokenizer, tasks: list[str], spec: WarmupConfig, progress=None) -> list[float]:

@@ -13,10 +13,12 @@ import importlib
 from collab.tasks.base import SPLITS, Example, Task
 from collab.tasks.loaders import FORMATS, FileTask, FileTaskSpec, load_task_file
 
-__all__ = ["TASK_GROUPS", "FORMATS", "FileTask", "FileTaskSpec", "get_example", "get_task", "get_task_example",
-           "list_tasks", "load_task_file", "register_task"]
+__all__ = ["FORMAT_DRILLS", "TASK_GROUPS", "FORMATS", "FileTask", "FileTaskSpec", "get_example", "get_task",
+           "get_task_example", "list_tasks", "load_task_file", "register_task"]
 
 TASK_GROUPS: dict[str, tuple[str, ...]] = {"group1": ("math", "science"), "group2": ("code", "knowledge")}
+# Format-only tasks of the warm-up (collab/tasks/format_drill.py): never trained in a phase, never evaluated.
+FORMAT_DRILLS: tuple[str, ...] = ("drill-math", "drill-qa", "drill-code")
 
 # name -> "module:factory" called with no arguments on first use
 _BUILTIN: dict[str, str] = {
@@ -25,6 +27,9 @@ _BUILTIN: dict[str, str] = {
     "code": "collab.tasks.code_gen:make_task",
     "knowledge": "collab.tasks.knowledge:make_task",
     "humaneval": "collab.tasks.humaneval:HumanEvalTask",
+    "drill-math": "collab.tasks.format_drill:make_math",
+    "drill-qa": "collab.tasks.format_drill:make_qa",
+    "drill-code": "collab.tasks.format_drill:make_code",
 }
 _TASKS: dict[str, Task] = {}
 

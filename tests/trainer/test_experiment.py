@@ -250,22 +250,6 @@ def test_runs_start_from_the_format_warmup(experiment):
         assert cfg.model.init_adapter == str(out / "warmup" / "adapter")
 
 
-def test_warmup_targets_are_formatted_answers_or_help_requests():
-    from collab.protocol import requests_help
-    from collab.scoring import score
-    from collab.tasks import get_task
-    from trainer.warmup import warmup_targets
-
-    exs = get_task("math").examples("train", n=200, seed=1000)
-    texts = warmup_targets(exs, 0.3, 1000)
-    asked = [requests_help(t) for t in texts]
-    assert abs(np.mean(asked) - 0.3) < 0.12
-    for ex, text, a in zip(exs[:20], texts, asked):
-        s = score(ex, text)
-        assert s.format_ok  # the partial format for help requests, the full one otherwise
-        assert s.correct != a  # solved answers are right; help requests carry no answer
-
-
 @pytest.mark.parametrize("kind", ["lambda_init", "tau_sweep", "tau_schedules"])
 def test_report_figures_from_recorded_runs(tmp_path, kind):
     """The report alone (no training): fake finished runs -> results.md, results.json, figures."""

@@ -11,15 +11,15 @@ import torch
 
 from dagrpo.errors import UserError
 from trainer.config import load_config
-from trainer.warmup import WarmupConfig, warmup_batches
+from trainer.warmup import WarmupConfig, warmup_batches, warmup_report, warmup_targets
 
 
 def test_batches_are_one_task_each_round_robin():
-    spec = WarmupConfig(steps=5, batch=3, data_seed=7)
-    batches = warmup_batches(["math", "science"], spec)
+    spec = WarmupConfig(steps=5, batch=3, data_seed=7, tasks=["drill-math", "drill-qa"])
+    batches = warmup_batches(spec.tasks, spec)
     assert [len(b) for b in batches] == [3] * 5
     tasks = [{ex.task for ex in b} for b in batches]
-    assert tasks == [{"math"}, {"science"}, {"math"}, {"science"}, {"math"}]
+    assert tasks == [{"drill-math"}, {"drill-qa"}, {"drill-math"}, {"drill-qa"}, {"drill-math"}]
     ids = [ex.id for b in batches for ex in b]
     assert len(set(ids)) == len(ids)  # no example twice
 
@@ -32,7 +32,46 @@ def test_config_errors_name_the_field(tmp_path):
     with pytest.raises(UserError, match="model.init_adapter"):
         load_config("configs/smoke.toml", [f'model.init_adapter="{tmp_path}"'])
     cfg = load_config("configs/smoke.toml", ["warmup.steps=2"])
-    assert cfg.warmup_tasks() == ["math", "science", "knowledge"]  # the phases' tasks, in order
+    assert cfg.warmup.tasks == ["drill-math", "drill-qa", "drill-code"]  # the format drills by default
+
+
+def test_the_warmup_never_sees_a_task_of_the_run():
+    # an evaluated task in the warm-up, or a drill in a phase, fails at load naming the field
+    with pytest.raises(UserError, match=r"warmup.tasks.*not format drills"):
+        load_config("configs/smoke.toml", ["warmup.steps=2", 'warmup.tasks=["math"]'])
+    with pytest.raises(UserError, match=r"phases.1.tasks: 'drill-qa' is a format drill"):
+        load_config("configs/smoke.toml", ['phases.1.tasks=["drill-qa"]'])
+    with pytest.raises(UserError, match="warmup.tasks"):
+        load_config("configs/smoke.toml", ["warmup.tasks=[]"])
+
+
+def test_help_targets_are_rare_diverse_first_steps():
+    from collab.protocol import HELP_TRIGGER, requests_help
+    from collab.scoring import score
+    from collab.tasks import get_task
+
+    exs = [ex for t in ("drill-math", "drill-qa", "drill-code") for ex in get_task(t).examples("train", n=100)]
+    texts = warmup_targets(exs, 0.1, 1000)
+    helps = [(ex, t) for ex, t in zip(exs, texts) if requests_help(t)]
+    assert 15 <= len(helps) <= 45  # about 10% of 300
+    assert len({t for _, t in helps}) == len(helps)  # no constant help string
+    for ex, text in helps:
+        assert text == f"<think>\nStep 1: {ex.meta['first_step']}\n{HELP_TRIGGER}"
+        assert score(ex, text).cost == 1.0  # a budgeted request: the local part is in format
+    for ex, text in zip(exs, texts):
+        if not requests_help(text) and ex.kind != "code":
+            assert score(ex, text).reward == 1.0
+
+
+def test_report_says_what_the_warmup_saw():
+    spec = WarmupConfig(steps=4, batch=3, help_share=0.1)
+    report = warmup_report(spec.tasks, spec)
+    batches = warmup_batches(spec.tasks, spec)
+    n_help = sum("I need external assistance." in t
+                 for t in warmup_targets([ex for b in batches for ex in b], 0.1, spec.data_seed))
+    assert report["tasks"] == {"drill-math": 6, "drill-qa": 3, "drill-code": 3}  # steps 0, 3 | 1 | 2
+    assert report["examples"] == 12 and report["help_targets"] == n_help
+    assert report["help_share"] == n_help / 12 and report["help_share_config"] == 0.1
 
 
 def _lora(model) -> dict:
@@ -51,7 +90,8 @@ def test_run_starts_from_the_warmup_and_resumes_exactly(tmp_path):
     # step 0 is the warmed-up LoRA, checkpointed before any RL step
     ctx0 = train(cfg, tmp_path / "a", max_steps=0, progress=False)
     info = json.loads((tmp_path / "a" / "warmup.json").read_text())
-    assert info["tasks"] == ["math", "science", "knowledge"]
+    assert info["tasks"] == {"drill-math": 2, "drill-qa": 2, "drill-code": 2}  # never a task of the phases
+    assert info["examples"] == 6 and info["help_share_config"] == 0.1
     assert len(info["losses"]) == 3 and all(math.isfinite(x) for x in info["losses"])
     warmed = _lora(ctx0.model)
     assert any(not torch.equal(fresh[n], warmed[n]) for n in fresh)
