@@ -67,13 +67,17 @@ def probe(model_path: str, n_tokens: int = 8) -> str:
     """Load the model and decode `n_tokens` greedily: the check that a llama.cpp build runs on this
     CPU (`dagrpo doctor` runs it in a child process; a build for another CPU dies with SIGILL)."""
     route_llama_logs()
-    llm = llama_cpp.Llama(model_path=model_path, n_ctx=256, n_threads=2, verbose=False)
+    llm = llama_cpp.Llama(model_path=model_path, n_ctx=512, n_threads=2, verbose=False)
+    # A prompt of ~200 tokens: llama.cpp takes its batched matmul kernels (AMX, AVX-512 repack)
+    # only for a batch of many tokens; a few-token prompt can pass on a build that crashes later.
+    prompt = "Count with me: " + " ".join(str(i) for i in range(100))
     t0 = time.perf_counter()
-    out = llm.create_completion("The capital of France is", max_tokens=n_tokens, temperature=0.0)
-    n = out["usage"]["completion_tokens"]
+    out = llm.create_completion(prompt, max_tokens=n_tokens, temperature=0.0)
+    n, n_prompt = out["usage"]["completion_tokens"], out["usage"]["prompt_tokens"]
     features = [f.split(" = ")[0] for f in llama_cpp.llama_print_system_info().decode().split(" | ")
                 if f.endswith(" = 1")]
-    return f"decoded {n} tokens at {n / (time.perf_counter() - t0):.0f} tok/s; CPU features: {','.join(features)}"
+    return (f"prefilled {n_prompt} tokens and decoded {n} in {time.perf_counter() - t0:.2f} s; "
+            f"CPU features: {','.join(features)}")
 
 
 class LocalModel:

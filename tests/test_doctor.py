@@ -68,7 +68,7 @@ def test_llama_log_lines_are_joined_and_leveled(caplog):
 def test_doctor_on_this_machine_decodes_with_the_real_model():
     finding = doctor.check_llama(__import__("edge_agent.settings").settings.default_model_path())
     assert finding.status == "ok", finding.detail
-    assert "decoded" in finding.detail and "AMX_INT8" not in finding.detail
+    assert "decoded" in finding.detail and "AMX_INT8" not in finding.detail and "prefilled" in finding.detail
 
 
 @pytest.mark.integration
