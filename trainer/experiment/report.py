@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from trainer.config import RunConfig
-from trainer.experiment.aggregate import finished_results, mean_std, tracking_gaps
+from trainer.experiment.aggregate import finished_results, tracking_gaps
 from trainer.experiment.figures import write_figures
 from trainer.experiment.plan import Run
 from trainer.experiment.preset import ExperimentSpec, Preset, report_config
@@ -70,11 +70,15 @@ def scenario_block(res: dict, spec: ExperimentSpec, cfg: RunConfig, task: str) -
 
 
 def fmt_ms(values, pct: bool = True) -> str:
-    m, s, n = mean_std(values)
-    if m is None:
+    """`mean ± half-width of the 95% t-interval (n=seeds behind the cell)`; '-' when none."""
+    from trainer.intervals import t_interval
+
+    v = [x for x in values if x is not None]
+    if not v:
         return "-"
+    m, half, n = t_interval(v)
     k, d = (100, 1) if pct else (1, 3)  # percentages with 1 decimal, ratios/lambda with 3
-    return f"{k * m:.{d}f}" + ("" if s is None else f" ± {k * s:.{d}f}")
+    return f"{k * m:.{d}f}" + ("" if half is None else f" ± {k * half:.{d}f}") + f" (n={n})"
 
 
 def _scenario_markdown(name: str, block: dict, cfg: RunConfig) -> list[str]:
@@ -85,7 +89,7 @@ def _scenario_markdown(name: str, block: dict, cfg: RunConfig) -> list[str]:
     rows = [(m, r) for m, r in block["methods"].items() if r["tracking"] and m not in ("naive_router", "router")]
     if rows:
         lines += ["Collaboration-ratio tracking during training: mean |batch ratio - tau| over the last "
-                  "quarter of each tau segment (mean ± std over seeds).", "",
+                  "quarter of each tau segment (mean ± 95% t-interval over seeds, n = seeds).", "",
                   "| method | segment (steps) | tau | gap | lambda at segment end |", "|---|---|---|---|---|"]
         for m, r in rows:
             per_seed = list(r["tracking"].values())
@@ -102,7 +106,8 @@ def _table1_markdown(summary: dict, spec: ExperimentSpec) -> list[str]:
     scen = list(summary["scenarios"].items())
     head = "| responses | method | " + " | ".join(
         f"{b['forgetting_task']} ({s}) during ↑ | post-switch ↑ | forgetting % ↓" for s, b in scen) + " |"
-    lines = ["## Table 1 layout (accuracy %, mean ± std over finished seeds)", "", head,
+    lines = ["## Table 1 layout (accuracy %, mean ± 95% t-interval over finished seeds; n = seeds "
+             "behind each cell)", "", head,
              "|---|---|" + "---|---|---|" * len(scen)]
     for which, label in (("local", "local-solved only"), ("joint", "local-cloud joint")):
         for m in spec.methods:
