@@ -1,6 +1,7 @@
 """The edge agent's REST API (FastAPI): wire <-> domain, and domain errors -> status codes.
 
-Endpoints: POST /v1/answer, GET|POST /v1/adapter, GET /health, GET /metrics (OpenAPI at /docs).
+Endpoints: POST /v1/answer, GET|POST /v1/adapter, GET /health, GET /metrics (OpenAPI at /docs),
+and the OpenAI-compatible POST /v1/chat/completions and GET /v1/models (`edge_agent.openai_api`).
 Heavy resources (the model, the gRPC client, the outbox) are built in the lifespan, or injected
 by tests (`create_app(settings, model=..., cloud=...)`).
 """
@@ -21,6 +22,7 @@ from collab.cloud import CloudClient
 from dagrpo.errors import UserError
 from edge_agent.domain import InvalidQuestion
 from edge_agent.metrics import EdgeMetrics
+from edge_agent.openai_api import add_openai_routes
 from edge_agent.outbox import UsageOutbox
 from edge_agent.service import EdgeService, Question, resolve_adapter
 from edge_agent.settings import EdgeSettings
@@ -182,6 +184,8 @@ def create_app(settings: EdgeSettings, *, model=None, cloud: CloudClient | None 
         a = await service.answer(q)
         service.metrics.latency.labels(a.route).observe(a.latency_s)
         return AnswerResponse(**asdict(a))
+
+    add_openai_routes(app, settings, DEFAULT_MAX_TOKENS)
 
     @app.get("/v1/adapter")
     async def get_adapter(request: Request) -> dict:
