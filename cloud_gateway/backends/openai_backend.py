@@ -1,8 +1,9 @@
 """The `openai` cloud: any OpenAI-compatible chat server (vLLM, a hosted API, llama-cpp-python).
 
 Sends the device's rendered messages to `/v1/chat/completions` (`stream` for AssistStream: the
-deltas as the server sends them, its usage when it reports one in the stream, else one token per
-content chunk, which is how llama.cpp's and vLLM's servers send them). The `openai` client applies the
+deltas as the server sends them, and its usage when it reports one in the stream (vLLM does with
+`include_usage`); llama-cpp-python's server sends none: then the completion is one token per
+content chunk, which is how it sends them, and the prompt counts 0 tokens). The `openai` client applies the
 per-attempt timeout and bounded retries (exponential backoff on connection errors, 408, 429, 5xx);
 the whole call is also bounded by the caller's remaining gRPC deadline.
 """
