@@ -89,23 +89,32 @@ class _Bridge:
         self.loop, self.queue, self.stop = loop, asyncio.Queue(), threading.Event()
 
     def _put(self, item: Any) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:  # the consumer's event loop is closed: nobody waits for this item
+            self.stop.set()
 
     def run(self, make: Callable[[], Iterator]) -> None:
         """On the producer thread: build the generator, pump it, end with its return value."""
         try:
             gen = make()
+        except BaseException as exc:  # delivered to the consumer, which raises it
+            self._put(_End(error=exc))
+            return
+        try:
             self._put(self._STARTED)
             while not self.stop.is_set():
                 try:
-                    self._put(next(gen))
+                    item = next(gen)
                 except StopIteration as done:
                     self._put(_End(done.value))
                     return
-            gen.close()
+                self._put(item)
             self._put(_End())
-        except BaseException as exc:  # delivered to the consumer, which raises it
+        except BaseException as exc:
             self._put(_End(error=exc))
+        finally:
+            gen.close()  # stops decoding (or cancels the gRPC stream) when stopped early
 
     async def items(self) -> AsyncIterator[Any]:
         """Yields `Started` once the generator exists, then its items; `self.result` is its return."""

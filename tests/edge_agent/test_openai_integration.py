@@ -127,3 +127,19 @@ def test_gateway_outage_ends_the_stream_cleanly_and_usage_is_counted_once(client
     # 2 local + 3 help answers; each recorded once
     assert 'edge_answers_total{route="local",task="math"} 2.0' in metrics
     assert 'edge_help_requests_total{task="math"} 3.0' in metrics
+
+
+def test_client_disconnect_mid_stream_stops_decoding_and_reports_nothing(client, agent):
+    """600 greedy tokens of counting take ~30 s on the shared box; the agent drops them at once."""
+    long_q = [{"role": "user", "content": "Count from 1 to 300, one number per line."}]
+    stream = client.chat.completions.create(model="dagrpo-math", messages=long_q, max_tokens=600, stream=True)
+    for i, _ in enumerate(stream):
+        if i == 4:
+            break
+    stream.close()
+    start = time.monotonic()
+    r = client.chat.completions.create(model="dagrpo-math", messages=LOCAL_Q, max_tokens=4)
+    assert r.usage.completion_tokens == 4 and time.monotonic() - start < 10  # not queued behind the 600
+    with urllib.request.urlopen(f"{agent}/metrics") as m:
+        metrics = m.read().decode()
+    assert 'edge_answers_total{route="local",task="math"} 3.0' in metrics  # the cut one is not a response
