@@ -42,6 +42,18 @@ class EdgeSettings(BaseSettings):
     outbox_path: str = Field("edge_usage.sqlite", description="durable usage-report queue (SQLite)")
     flush_interval_s: float = Field(5.0, gt=0, description="how often queued usage is sent")
     seed: int = Field(0, description="llama.cpp sampling seed (temperature > 0)")
+    keys_file: str = Field("", description="TOML of hashed client and admin API keys (dagrpo edge "
+                           "add-key); empty: no authentication")
+    adapter_dirs: list[str] = Field(default_factory=list, description="directories POST /v1/adapter "
+                                    "may load from (JSON list in EDGE_ADAPTER_DIRS); empty: any path")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body (413 above)")
+
+    @field_validator("keys_file")
+    @classmethod
+    def _keys_exist(cls, v: str) -> str:
+        if v and not Path(v).is_file():
+            raise ValueError(f"keys file {v!r} does not exist (create it with `dagrpo edge add-key`)")
+        return v
 
     @field_validator("model_path")
     @classmethod
