@@ -7,6 +7,9 @@ to status codes. Assist is two atomic store steps around the backend call:
 2. backend completion, remembered under the key together with its tokens (first writer wins),
 so a retry is counted once and gets the same completion; a retry after a backend failure gets the
 already-granted decision and a fresh backend attempt (the credit is not spent twice).
+AssistStream is the same two steps with the backend's deltas passed on as they come; the
+completion is remembered only once it is whole, so a stream broken half way (a backend failure, a
+client gone) is, for the key, a backend failure.
 
 Help is measured here, not taken from the device (collab.budget, DESIGN.md section 7): an Assist
 serves `budget.assist_help(group_help, group_size)` help requests, refused or not, and adds them
@@ -17,6 +20,7 @@ device count that disagrees is a mismatch (`gateway_usage_mismatch_total{task}`,
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from collab import budget as b
@@ -89,6 +93,56 @@ class Gateway:
         self.metrics.assists.labels(task, "replayed" if s.replayed else "allowed").inc()
         self.metrics.observe(s)
         return s, done
+
+    async def assist_stream(self, who: Principal, device: str, task: str, example_id: str,
+                            messages: list[tuple[str, str]], key: str, group_help: int, group_size: int,
+                            timeout_s: float, report_key: str = "") -> AsyncIterator[str | tuple[Snapshot, Completion]]:
+        """Assist, streamed: text deltas, then (snapshot, the remembered completion).
+
+        Raises Refused before anything is yielded; a replay yields the remembered completion whole."""
+        request, s = await self._grant(who, device, task, example_id, messages, key, group_help,
+                                       group_size, report_key)
+        done = await self.store.completion(request.device, key) if s.replayed else None
+        if done is None:
+            fresh = None
+            async for part in _backend_stream(self.backend, request, timeout_s):
+                if isinstance(part, Completion):
+                    fresh = part
+                else:
+                    yield part
+            done = await self.store.complete(request.device, task, key, fresh)
+            if not done.replayed:
+                self.metrics.tokens.labels(task, "prompt").inc(done.prompt_tokens)
+                self.metrics.tokens.labels(task, "completion").inc(done.completion_tokens)
+        else:
+            yield done.completion
+        self.metrics.assists.labels(task, "replayed" if s.replayed else "allowed").inc()
+        self.metrics.observe(s)
+        yield s, done
+
+    async def _grant(self, who: Principal, device: str, task: str, example_id: str,
+                     messages: list[tuple[str, str]], key: str, group_help: int, group_size: int,
+                     report_key: str) -> tuple[AssistInput, Snapshot]:
+        """Assist's checks and its metered decision (step 1); raises Refused when not allowed."""
+        device = self._own_device(who, device)
+        _check_task(task)
+        _check_key(key)
+        if report_key:
+            _check_key(report_key)
+        self._check_messages(messages)
+        if not 0 <= group_help <= group_size <= MAX_COUNT:
+            raise InvalidArgument(f"need 0 <= group_help <= group_size, got {group_help}, {group_size}")
+        await self._known(task)
+        request = AssistInput(device, task, example_id, tuple(messages), key)
+        self.backend.validate(request)  # a request the backend cannot answer costs no credit
+        s = await self.store.assist(device, task, key, subject=example_id,
+                                    help_requests=b.assist_help(group_help, group_size), report_key=report_key)
+        if not s.allowed:
+            self.metrics.assists.labels(task, "refused").inc()
+            if not s.replayed:
+                self.metrics.denials.labels(task).inc()
+            raise Refused(s)
+        return request, s
 
     async def report(self, who: Principal, device: str, task: str, responses: int, help_requests: int,
                      key: str, offline_help: int = 0) -> Snapshot:
@@ -177,6 +231,18 @@ class Gateway:
         bad = {r for r, _ in messages} - set(ROLES)
         if bad:
             raise InvalidArgument(f"unknown message roles {sorted(bad)}; use {ROLES}")
+
+
+async def _backend_stream(backend: CloudBackend, request: AssistInput,
+                          timeout_s: float) -> AsyncIterator[str | Completion]:
+    """The backend's stream; a backend that cannot stream answers in one delta."""
+    if hasattr(backend, "stream"):
+        async for part in backend.stream(request, timeout_s):
+            yield part
+        return
+    done = await backend.complete(request, timeout_s)
+    yield done.completion
+    yield done
 
 
 def _need_admin(who: Principal) -> None:

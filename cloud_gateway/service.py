@@ -119,6 +119,23 @@ class CloudGatewayServicer(_Base, pb_grpc.CloudGatewayServicer):
                                  backend=done.backend, replayed=s.replayed)
 
     @_rpc
+    async def AssistStream(self, who, req: pb.AssistRequest, context) -> None:
+        """Writes the deltas as they come (a coroutine, not a generator, so `_rpc` maps its errors)."""
+        remaining = context.time_remaining()
+        async for part in self.gateway.assist_stream(
+                who, req.device, req.task, req.example_id, [(m.role, m.content) for m in req.messages],
+                req.idempotency_key, req.group_help, req.group_size,
+                timeout_s=remaining if remaining is not None else 600.0, report_key=req.report_key):
+            if isinstance(part, str):
+                await context.write(pb.AssistChunk(delta=part))
+                continue
+            s, done = part
+            await context.write(pb.AssistChunk(done=pb.AssistResponse(
+                completion=done.completion, prompt_tokens=done.prompt_tokens,
+                completion_tokens=done.completion_tokens, telemetry=telemetry(s), backend=done.backend,
+                replayed=s.replayed)))
+
+    @_rpc
     async def ReportUsage(self, who, req: pb.ReportUsageRequest, context) -> pb.ReportUsageResponse:
         s = await self.gateway.report(who, req.device, req.task, req.responses, req.help_requests,
                                       req.idempotency_key, req.offline_help)

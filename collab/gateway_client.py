@@ -7,12 +7,16 @@ metered once; then `CloudUnavailable`. A budget refusal (RESOURCE_EXHAUSTED carr
 telemetry trailer) becomes `CloudRefused`; gRPC's own RESOURCE_EXHAUSTED (a message over 4 MiB)
 stays a `grpc.RpcError`. Other errors (bad input, bad key) raise `grpc.RpcError` unchanged:
 they are bugs or misconfiguration, not weather. No redis, no torch here.
+
+`assist_stream` (AssistStream) retries the same way until the first message arrives; a stream
+that breaks after that is `CloudUnavailable` (the part already yielded cannot be taken back).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import grpc
 
@@ -50,14 +54,43 @@ class GatewayCloud:
 
     def assist(self, example: Example, messages: list[dict[str, str]], *, idempotency_key: str,
                group_help: int = 1, group_size: int = 1, report_key: str = "") -> CloudReply:
-        req = pb.AssistRequest(
+        req = self._assist_request(example, messages, idempotency_key, group_help, group_size, report_key)
+        return _reply(self._call(self.stub.Assist, req))
+
+    def assist_stream(self, example: Example, messages: list[dict[str, str]], *, idempotency_key: str,
+                      group_help: int = 1, group_size: int = 1,
+                      report_key: str = "") -> Iterator[str | CloudReply]:
+        """Assist, streamed: the completion's text deltas, then the whole `CloudReply`.
+
+        Closing the iterator early cancels the call (the gateway then stores no completion)."""
+        req = self._assist_request(example, messages, idempotency_key, group_help, group_size, report_key)
+        for attempt in range(self.retries + 1):
+            call = self.stub.AssistStream(req, timeout=self.timeout_s, metadata=self._metadata)
+            started = False
+            try:
+                for chunk in call:
+                    started = True
+                    if chunk.HasField("done"):
+                        yield _reply(chunk.done)
+                        return
+                    yield chunk.delta
+                raise CloudUnavailable(f"gateway {self.address}: AssistStream ended without its last message")
+            except grpc.RpcError as exc:
+                if started:
+                    raise CloudUnavailable(f"gateway {self.address}: AssistStream broke: "
+                                           f"{exc.code().name}: {exc.details()}") from None
+                self._raise_unless_retryable(exc, attempt)
+            finally:
+                call.cancel()
+            time.sleep(self.backoff_s * 2**attempt)
+
+    def _assist_request(self, example: Example, messages: list[dict[str, str]], idempotency_key: str,
+                        group_help: int, group_size: int, report_key: str) -> pb.AssistRequest:
+        return pb.AssistRequest(
             task=example.task, example_id=example.id,
             messages=[pb.ChatMessage(role=m["role"], content=m["content"]) for m in messages],
             idempotency_key=self.key_prefix + idempotency_key, group_help=group_help, group_size=group_size,
             report_key=self.key_prefix + report_key if report_key else "")
-        reply = self._call(self.stub.Assist, req)
-        return CloudReply(reply.completion, reply.prompt_tokens, reply.completion_tokens,
-                          to_telemetry(reply.telemetry))
 
     def report_usage(self, task: str, responses: int, help_requests: int, *,
                      idempotency_key: str | None = None, offline_help: int = 0) -> Telemetry:
@@ -86,17 +119,26 @@ class GatewayCloud:
             try:
                 return method(request, timeout=self.timeout_s, metadata=self._metadata)
             except grpc.RpcError as exc:
-                code = exc.code()
-                telemetry = _trailer_telemetry(exc)
-                if code == grpc.StatusCode.RESOURCE_EXHAUSTED and telemetry is not None:
-                    raise CloudRefused(exc.details(), telemetry) from None
-                if code not in RETRYABLE:
-                    raise
-                if attempt == self.retries:
-                    raise CloudUnavailable(f"gateway {self.address}: {code.name} after {attempt + 1} "
-                                           f"attempts: {exc.details()}") from None
+                self._raise_unless_retryable(exc, attempt)
                 time.sleep(self.backoff_s * 2**attempt)
         raise AssertionError("unreachable")
+
+    def _raise_unless_retryable(self, exc: grpc.RpcError, attempt: int) -> None:
+        """A refusal -> CloudRefused; weather -> return (retry) or, on the last attempt,
+        CloudUnavailable; anything else re-raised as is."""
+        code = exc.code()
+        telemetry = _trailer_telemetry(exc)
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and telemetry is not None:
+            raise CloudRefused(exc.details(), telemetry) from None
+        if code not in RETRYABLE:
+            raise exc
+        if attempt == self.retries:
+            raise CloudUnavailable(f"gateway {self.address}: {code.name} after {attempt + 1} "
+                                   f"attempts: {exc.details()}") from None
+
+
+def _reply(r: pb.AssistResponse) -> CloudReply:
+    return CloudReply(r.completion, r.prompt_tokens, r.completion_tokens, to_telemetry(r.telemetry))
 
 
 def _trailer_telemetry(exc: grpc.RpcError) -> Telemetry | None:

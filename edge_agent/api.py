@@ -1,6 +1,7 @@
 """The edge agent's REST API (FastAPI): wire <-> domain, and domain errors -> status codes.
 
-Endpoints: POST /v1/answer, GET /v1/budget, GET|POST /v1/adapter, GET /health, GET /metrics (OpenAPI at /docs).
+Endpoints: POST /v1/answer, GET /v1/budget, GET|POST /v1/adapter, GET /health, GET /metrics (OpenAPI
+at /docs), and the OpenAI-compatible POST /v1/chat/completions and GET /v1/models (`edge_agent.openai_api`).
 Heavy resources (the model, the gRPC client, the outbox) are built in the lifespan, or injected
 by tests (`create_app(settings, model=..., cloud=...)`).
 """
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import asdict
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -19,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collab.cloud import CloudClient
 from dagrpo.errors import UserError
+from edge_agent.auth import ApiKeyMiddleware, BodyLimitMiddleware, EdgeKeys
 from edge_agent.domain import InvalidQuestion
 from edge_agent.metrics import EdgeMetrics
+from edge_agent.openai_api import add_openai_routes
 from edge_agent.outbox import UsageOutbox
 from edge_agent.knob import HelpKnobs
 from edge_agent.service import EdgeService, Question, resolve_adapter
@@ -114,6 +118,15 @@ class AdapterRequest(_Strict):
                              "null unloads the adapter")
 
 
+def allowed_adapter_path(path: str, dirs: list[str]) -> bool:
+    """True when `dirs` is empty or the resolved path lies inside one of them (decided on the
+    path alone, so a refusal says nothing about whether the file exists)."""
+    if not dirs:
+        return True
+    p = Path(path).resolve()
+    return any(p.is_relative_to(Path(d).resolve()) for d in dirs)
+
+
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
@@ -163,6 +176,12 @@ def create_app(settings: EdgeSettings, *, model=None, cloud: CloudClient | None 
     app = FastAPI(title="dagrpo edge agent", version="1", lifespan=lifespan,
                   description="On-device answers with a quantized SLM; cloud help when the model "
                   "asks for it and the budget allows.")
+    if settings.keys_file:
+        app.add_middleware(ApiKeyMiddleware, keys=EdgeKeys.load(settings.keys_file))
+    elif settings.host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("the agent serves %s without API keys: anyone who reaches it can spend its "
+                    "cloud budget (set EDGE_KEYS_FILE)", settings.host)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # outermost: runs first
 
     @app.exception_handler(InvalidQuestion)
     @app.exception_handler(ContextOverflow)
@@ -196,6 +215,8 @@ def create_app(settings: EdgeSettings, *, model=None, cloud: CloudClient | None 
     async def get_budget(request: Request) -> dict:
         return request.app.state.service.budget()
 
+    add_openai_routes(app, settings, DEFAULT_MAX_TOKENS)
+
     @app.get("/v1/adapter")
     async def get_adapter(request: Request) -> dict:
         return {"adapter": request.app.state.service.adapter}
@@ -203,6 +224,9 @@ def create_app(settings: EdgeSettings, *, model=None, cloud: CloudClient | None 
     @app.post("/v1/adapter", responses={404: {"description": "no such file"},
                                         422: {"description": "not a loadable adapter"}})
     async def post_adapter(body: AdapterRequest, request: Request):
+        if body.path is not None and not allowed_adapter_path(body.path, settings.adapter_dirs):
+            return _error(403, "adapter paths must lie inside the agent's adapter directories "
+                          "(EDGE_ADAPTER_DIRS)")
         try:
             return {"adapter": await request.app.state.service.load_adapter(body.path)}
         except FileNotFoundError as exc:

@@ -18,6 +18,7 @@ _SERVE_FLAGS: dict[str, tuple[type, str]] = {
     "n_ctx": (int, "context length in tokens (default 2048)"),
     "threads": (int, "llama.cpp CPU threads (default 2)"),
     "outbox_path": (str, "SQLite file of undelivered usage reports"),
+    "keys_file": (str, "TOML of hashed API keys (dagrpo edge add-key); empty: no authentication"),
 }
 
 
@@ -32,6 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for field, (typ, text) in _SERVE_FLAGS.items():
         serve.add_argument("--" + field.replace("_", "-"), dest=field, type=typ, help=text)
     serve.set_defaults(func=_serve)
+
+    add_key = edge_sub.add_parser(
+        "add-key", help="create an API key for the agent (client, or --admin for adapter changes)",
+        description="Create a random API key, store its SHA-256 hash in the keys file (EDGE_KEYS_FILE) "
+                    "and print the key once.")
+    add_key.add_argument("name", help="who the key is for (letters, digits, . _ -)")
+    add_key.add_argument("--keys-file", required=True, help="TOML keys file (created if missing)")
+    add_key.add_argument("--admin", action="store_true", help="an admin key (may change the adapter)")
+    add_key.set_defaults(func=_add_key)
 
     train = edge_sub.add_parser(
         "train", help="DA-GRPO on the device against the gateway, then hot-swap the adapter",
@@ -83,6 +93,16 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     require_llama(settings.model_path)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def _add_key(args: argparse.Namespace) -> int:
+    from edge_agent.auth import add_key
+
+    try:
+        print(add_key(args.keys_file, args.name, admin=args.admin))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     return 0
 
 

@@ -51,6 +51,18 @@ class EdgeSettings(BaseSettings):
     knob_window: int = Field(64, ge=1, le=100000, description="recent ask scores per task for the bias")
     fallback_reanswer: bool = Field(True, description="when the cloud cannot help, decode again with "
                                     "the trigger banned and return that local answer (flagged)")
+    keys_file: str = Field("", description="TOML of hashed client and admin API keys (dagrpo edge "
+                           "add-key); empty: no authentication")
+    adapter_dirs: list[str] = Field(default_factory=list, description="directories POST /v1/adapter "
+                                    "may load from (JSON list in EDGE_ADAPTER_DIRS); empty: any path")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body (413 above)")
+
+    @field_validator("keys_file")
+    @classmethod
+    def _keys_exist(cls, v: str) -> str:
+        if v and not Path(v).is_file():
+            raise ValueError(f"keys file {v!r} does not exist (create it with `dagrpo edge add-key`)")
+        return v
 
     @field_validator("model_path")
     @classmethod

@@ -7,6 +7,7 @@ Generation renders the paper's messages with the model's own chat template (GGUF
 decodes greedily (temperature 0) or by sampling until EOS, `max_tokens`, or the help trigger. The
 trigger is detected by a stopping criterion on the decoded tail, so the returned text keeps it
 (llama.cpp's stop strings would strip it and make EOS and trigger indistinguishable).
+`stream` is the same decoding, yielding each token's text as it is decoded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import functools
 import logging
 import math
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,6 +167,42 @@ class LocalModel:
         (a,) = self._knob.decode([messages], max_new_tokens=max_tokens, help_bias=help_bias,
                                  temperature=temperature, seed=seed or 0)
         return Generation(a.text, a.asked, a.prompt_tokens, a.completion_tokens, a.finish), a.score
+
+    def stream(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float = 0.0,
+               seed: int | None = None) -> Generator[str, None, Generation]:
+        """`generate`, streamed: yields each decoded token's text (the trigger's included) and
+        returns the same `Generation` as `generate` (`yield from` gets it). The prompt is checked
+        here, before the first token: an overflowing prompt raises ContextOverflow at once.
+        Closing the generator stops decoding."""
+        tokens = self.prompt_tokens(messages)
+        self.check_fits(len(tokens), max_tokens)
+        return self._stream(tokens, max_tokens, temperature, seed)
+
+    def _stream(self, tokens: list[int], max_tokens: int, temperature: float,
+                seed: int | None) -> Generator[str, None, Generation]:
+        # The trigger stops decoding here, on the streamed tail (the same window as `generate`'s
+        # stopping criterion), one decode step sooner than a criterion could.
+        chunks = self._llm.create_completion(
+            tokens, max_tokens=max_tokens, temperature=temperature, seed=seed, stream=True,
+            top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0,  # plain sampling, as in `generate`
+        )
+        parts: list[str] = []
+        finish = "length"
+        try:
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                if choice["finish_reason"] is not None:  # the last chunk: no text, only the reason
+                    finish = choice["finish_reason"]
+                    break
+                parts.append(choice["text"])  # one chunk per completion token
+                yield choice["text"]
+                if HELP_TRIGGER in "".join(parts[-_TRIGGER_WINDOW:]):
+                    break  # the trigger is whole: what llama.cpp would decode next is discarded
+        finally:
+            chunks.close()
+        local, asked = split_at_trigger("".join(parts))
+        text = local + HELP_TRIGGER if asked else "".join(parts)
+        return Generation(text, asked, len(tokens), len(parts), "help" if asked else finish)
 
     def next_token_logits(self, tokens: list[int]) -> np.ndarray:
         """Logits (n_vocab,) after `tokens`, from a clean context (for equivalence tests)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from cloud_gateway.store.base import Completion
@@ -37,3 +38,12 @@ class CloudBackend(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class StreamingBackend(CloudBackend, Protocol):
+    """A backend that can stream its completion (AssistStream); others answer in one delta."""
+
+    def stream(self, request: AssistInput, timeout_s: float) -> AsyncIterator[str | Completion]:
+        """Text deltas as the model produces them, then the whole `Completion` (their
+        concatenation and its tokens); all within `timeout_s`."""
+        ...

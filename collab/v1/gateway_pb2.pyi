@@ -102,6 +102,14 @@ class AssistResponse(_message.Message):
     replayed: bool
     def __init__(self, completion: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., telemetry: _Optional[_Union[Telemetry, _Mapping]] = ..., backend: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
+class AssistChunk(_message.Message):
+    __slots__ = ("delta", "done")
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    delta: str
+    done: AssistResponse
+    def __init__(self, delta: _Optional[str] = ..., done: _Optional[_Union[AssistResponse, _Mapping]] = ...) -> None: ...
+
 class ReportUsageRequest(_message.Message):
     __slots__ = ("task", "responses", "help_requests", "idempotency_key", "device", "offline_help")
     TASK_FIELD_NUMBER: _ClassVar[int]

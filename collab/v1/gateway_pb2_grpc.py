@@ -39,6 +39,11 @@ class CloudGatewayStub:
                 request_serializer=collab_dot_v1_dot_gateway__pb2.AssistRequest.SerializeToString,
                 response_deserializer=collab_dot_v1_dot_gateway__pb2.AssistResponse.FromString,
                 _registered_method=True)
+        self.AssistStream = channel.unary_stream(
+                '/collab.v1.CloudGateway/AssistStream',
+                request_serializer=collab_dot_v1_dot_gateway__pb2.AssistRequest.SerializeToString,
+                response_deserializer=collab_dot_v1_dot_gateway__pb2.AssistChunk.FromString,
+                _registered_method=True)
         self.ReportUsage = channel.unary_unary(
                 '/collab.v1.CloudGateway/ReportUsage',
                 request_serializer=collab_dot_v1_dot_gateway__pb2.ReportUsageRequest.SerializeToString,
@@ -57,6 +62,17 @@ class CloudGatewayServicer:
     def Assist(self, request, context):
         """The cloud completion of a prompt; metered atomically. RESOURCE_EXHAUSTED (with the telemetry
         in the trailing metadata `collab-telemetry-bin`) when an enforce-mode task has no credit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssistStream(self, request, context):
+        """Assist with the completion streamed as the cloud model produces it: metered and keyed exactly
+        like Assist (a retry with the same key is counted once; a replay streams the remembered
+        completion in one delta). A refusal is RESOURCE_EXHAUSTED with the telemetry trailer before
+        any message; a stream that breaks before `done` stored no completion (a retry with the same
+        key gets a fresh backend attempt, the credit is not spent twice).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -84,6 +100,11 @@ def add_CloudGatewayServicer_to_server(servicer, server):
                     servicer.Assist,
                     request_deserializer=collab_dot_v1_dot_gateway__pb2.AssistRequest.FromString,
                     response_serializer=collab_dot_v1_dot_gateway__pb2.AssistResponse.SerializeToString,
+            ),
+            'AssistStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.AssistStream,
+                    request_deserializer=collab_dot_v1_dot_gateway__pb2.AssistRequest.FromString,
+                    response_serializer=collab_dot_v1_dot_gateway__pb2.AssistChunk.SerializeToString,
             ),
             'ReportUsage': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportUsage,
@@ -123,6 +144,33 @@ class CloudGateway:
             '/collab.v1.CloudGateway/Assist',
             collab_dot_v1_dot_gateway__pb2.AssistRequest.SerializeToString,
             collab_dot_v1_dot_gateway__pb2.AssistResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssistStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/collab.v1.CloudGateway/AssistStream',
+            collab_dot_v1_dot_gateway__pb2.AssistRequest.SerializeToString,
+            collab_dot_v1_dot_gateway__pb2.AssistChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -117,3 +117,20 @@ def test_openai_backend_down_is_unavailable(tmp_path, keys):
         # The granted decision was counted once despite the retry; the failed completion was not.
         budget = AdminClient(gw.address, keys.admin).budgets("d1", "math").budgets[0]
     assert (budget.cloud_calls, budget.tokens) == (1, 0)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_assist_stream_streams_from_llama_cpp_server_and_meters_like_assist(llama_server, tmp_path, keys):
+    settings = load_settings(port=0, metrics_port=-1, keys_file=keys.path, sqlite_path=tmp_path / "s.db",
+                             backend="openai", openai_base_url=llama_server, openai_model="smollm2",
+                             openai_max_tokens=16, openai_temperature=1.0)
+    ex = get_example("math/test/2")
+    with EmbeddedGateway(settings) as gw, GatewayCloud(gw.address, keys.d1, timeout_s=60) as cloud:
+        parts = list(cloud.assist_stream(ex, SHORT, idempotency_key="st1"))
+        again = cloud.assist(ex, SHORT, idempotency_key="st1")  # sampled at T=1: only a replay matches
+        budget = AdminClient(gw.address, keys.admin).budgets("d1", "math").budgets[0]
+    deltas, reply = parts[:-1], parts[-1]
+    assert len(deltas) > 1 and "".join(deltas) == reply.completion == again.completion
+    assert 0 < reply.completion_tokens <= 16
+    assert budget.cloud_calls == 1 and budget.tokens == reply.prompt_tokens + reply.completion_tokens

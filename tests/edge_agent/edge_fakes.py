@@ -51,6 +51,17 @@ class FakeModel:
             return Generation(HELP_TEXT, True, 100, 12, "help"), score
         return Generation(GUESS_TEXT if "HARD" in question else LOCAL_TEXT, False, 100, 20, "stop"), score
 
+    def stream(self, messages, *, max_tokens, temperature=0.0, seed=None):
+        """`generate`'s text in 4-character pieces, as LocalModel.stream yields tokens."""
+        gen = self.generate(messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
+
+        def pieces():
+            for i in range(0, len(gen.text), 4):
+                yield gen.text[i:i + 4]
+            return gen
+
+        return pieces()
+
     def set_adapter(self, path):
         self.adapter_path = path
 
@@ -78,6 +89,19 @@ class FakeCloud:
         if self.mode == "down":
             raise CloudUnavailable("gateway down")
         return CloudReply(CLOUD_TEXT, 50, 15, telemetry(example.task))
+
+    def assist_stream(self, example, messages, *, idempotency_key, group_help=1, group_size=1, report_key=""):
+        """CLOUD_TEXT in 5-character deltas, then the reply; 'break' fails after the first delta."""
+        if self.mode == "break":
+            self.assist_keys.append(idempotency_key)
+            self.assists.append((group_help, group_size, report_key))
+            yield CLOUD_TEXT[:5]
+            raise CloudUnavailable("stream broke")
+        reply = self.assist(example, messages, idempotency_key=idempotency_key, group_help=group_help,
+                            group_size=group_size, report_key=report_key)
+        for i in range(0, len(reply.completion), 5):
+            yield reply.completion[i:i + 5]
+        yield reply
 
     def report_usage(self, task, responses, help_requests, *, idempotency_key=None, offline_help=0):
         if self.mode == "down":
