@@ -79,14 +79,16 @@ class Gateway:
     address: str
 
 
-def start_gateway(tree: Path, keys: Path, store_args: list[str], profile: Path | None) -> Gateway:
-    """`dagrpo gateway serve` from the source tree `tree` (this checkout, or a baseline export)."""
+def start_gateway(tree: Path | None, keys: Path, store_args: list[str], profile: Path | None) -> Gateway:
+    """`dagrpo gateway serve` from the source tree `tree` (this checkout, or a baseline export);
+    `tree=None`: the constant-reply grpc.aio server (bench/grpc_floor.py)."""
     port = free_port()
     prefix = ["-m", "cProfile", "-o", str(profile)] if profile else []
-    proc = subprocess.Popen([sys.executable, *prefix, "-m", "dagrpo.cli", "gateway", "serve", "--port", str(port),
-                             "--metrics-port", "-1", "--keys-file", str(keys), "--log-level", "WARNING",
-                             *store_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tree,
-                            env={**os.environ, "PYTHONPATH": str(tree)})
+    command = (["-m", "bench.grpc_floor", "--port", str(port)] if tree is None else
+               ["-m", "dagrpo.cli", "gateway", "serve", "--port", str(port), "--metrics-port", "-1",
+                "--keys-file", str(keys), "--log-level", "WARNING", *store_args])
+    proc = subprocess.Popen([sys.executable, *prefix, *command], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=tree or REPO, env={**os.environ, "PYTHONPATH": str(tree or REPO)})
     address = f"127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -148,7 +150,7 @@ def redis_ceiling(port: int, requests: int) -> dict[str, float]:
     subprocess.run(["redis-cli", "-p", str(port), "SCRIPT", "LOAD", LUA.read_text()], check=True, capture_output=True)
     keys = ["4", "gw:p:math", "gw:c:bench-rb:math", "gw:i:bench-rb:__rand_int__", "gw:s:bench-rb:__rand_int__"]
     runs = {
-        "lua report": ["EVALSHA", sha, *keys, "report", "math", "86400", "", "8", "2", "0"],
+        "lua report": ["EVALSHA", sha, *keys, "report", "math", "86400", "", "8", "0", "0"],
         "lua assist": ["EVALSHA", sha, *keys, "assist", "math", "86400", "math/train/1", "1", "1"],
         "incr": ["INCR", "bench:counter"],
     }
@@ -174,6 +176,8 @@ def main() -> int:
     ap.add_argument("--fsync", default="always", choices=("always", "everysec", "no"), help="Redis appendfsync")
     ap.add_argument("--redis-requests", type=int, default=100_000, help="redis-benchmark requests per command")
     ap.add_argument("--profile", type=Path, help="run one gateway under cProfile, write DIR/<tree>-<store>.prof")
+    ap.add_argument("--floor", action="store_true", help="first measure bench/grpc_floor.py (constant replies, "
+                    "no auth, no store): what grpc.aio itself costs per call")
     ap.add_argument("--baseline", type=Path, help="also run the gateway from this source tree (e.g. `git archive "
                     "<commit> | tar -x -C DIR`), point by point before this checkout's")
     args = ap.parse_args()
@@ -193,8 +197,9 @@ def main() -> int:
         redis_proc, redis_port = start_redis(work, args.fsync)
         best: dict[tuple[str, str, int, str], float] = {}
         try:
-            trees = ([("base", args.baseline.resolve())] if args.baseline else []) + [("this", REPO)]
-            print(f"{'tree':<4} {'store':<6} {'gws':>3} {'rpc':<6} {'conc':>4} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+            trees = ([("floor", None)] if args.floor else []) + \
+                    ([("base", args.baseline.resolve())] if args.baseline else []) + [("this", REPO)]
+            print(f"{'tree':<5} {'store':<6} {'gws':>3} {'rpc':<6} {'conc':>4} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
                   f"{'gw us/call':>10} {'redis us/call':>13} {'calls/s/gw-core':>15} {'load1':>5}")
             for store in args.stores.split(","):
                 store_args = (["--redis-url", f"redis://127.0.0.1:{redis_port}/0"] if store == "redis"
@@ -203,6 +208,8 @@ def main() -> int:
                     if n_gw > 1 and store != "redis":
                         continue  # SQLite is one file per gateway: no shared budget
                     for tree_name, tree in trees:
+                        if tree is None and (n_gw > 1 or store != args.stores.split(",")[0]):
+                            continue  # the floor has no store: once is enough
                         profile = (args.profile / f"{tree_name}-{store}.prof" if args.profile and n_gw == 1
                                    else None)
                         if profile:
@@ -215,7 +222,7 @@ def main() -> int:
                                               args.seconds, args.loadgens)
                                     point = (tree_name, store, n_gw, op)
                                     best[point] = max(best.get(point, 0.0), r["rate"])
-                                    print(f"{tree_name:<4} {store:<6} {n_gw:>3} {op:<6} {c:>4} {r['rate']:>8.0f} "
+                                    print(f"{tree_name:<5} {store:<6} {n_gw:>3} {op:<6} {c:>4} {r['rate']:>8.0f} "
                                           f"{r['p50']:>7.2f} {r['p99']:>7.2f} {r['gw_us']:>10.0f} "
                                           f"{r['redis_us']:>13.0f} {r['core_rate']:>15.0f} {r['load']:>5.1f}",
                                           flush=True)

@@ -26,14 +26,16 @@ from collab.v1 import gateway_pb2_grpc as pb_grpc
 
 def request(op: str, key: str, n: int):
     if op == "report":
-        return pb.ReportUsageRequest(task="math", responses=8, help_requests=2, idempotency_key=key)
+        return pb.ReportUsageRequest(task="math", responses=8, help_requests=0, idempotency_key=key)
     return pb.AssistRequest(task="math", example_id=f"math/train/{n % 500}", idempotency_key=key,
                             messages=[pb.ChatMessage(role="user", content="q")])
 
 
 async def run(addresses: list[str], key: str, op: str, concurrency: int, seconds: float, tag: str) -> dict:
     md = (("authorization", f"Bearer {key}"),)
-    channels = [grpc.aio.insecure_channel(addresses[i % len(addresses)])
+    # each channel its own connection (grpc shares one between same-target channels by default),
+    # like devices of a fleet; SO_REUSEPORT workers are spread by connection
+    channels = [grpc.aio.insecure_channel(addresses[i % len(addresses)], options=[("grpc.use_local_subchannel_pool", 1)])
                 for i in range(max(len(addresses), min(concurrency, 4)))]
     for ch in channels:
         await asyncio.wait_for(ch.channel_ready(), 30)

@@ -32,11 +32,12 @@ class _Incomplete(Exception):
 
 def encode_command(args: tuple) -> bytes:
     """RESP array of bulk strings: encode_command(("GET", "k")) == b"*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n"."""
-    out = [b"*%d\r\n" % len(args)]
+    parts = [b"*%d\r\n" % len(args)]
     for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
+        if type(a) is not bytes:
+            a = str(a).encode()
+        parts += (b"$%d\r\n" % len(a), a, b"\r\n")
+    return b"".join(parts)
 
 
 def parse_reply(buf: bytes | bytearray, pos: int = 0):
