@@ -80,6 +80,7 @@ class _Protocol(asyncio.Protocol):
         self.buf = bytearray()
         self.out: list[bytes] = []
         self.lost: Exception | None = None
+        self.writes = 0  # at most one per event-loop tick
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -95,6 +96,7 @@ class _Protocol(asyncio.Protocol):
     def _flush(self) -> None:
         if self.lost is None and self.out:
             self.transport.write(b"".join(self.out))
+            self.writes += 1
         self.out.clear()
 
     def data_received(self, data: bytes) -> None:
