@@ -8,8 +8,9 @@ no added latency) as subprocesses on loopback. For each point (store, gateway pr
 concurrency 1/16/64) `--loadgens` separate load-generator processes (`bench/gateway_loadgen.py`)
 call ReportUsage or Assist back to back, each call a metered call with a fresh idempotency key,
 for `--seconds`. Printed per point: calls/s, p50/p99 latency, the gateway processes' own CPU time
-per call (utime+stime from /proc, microseconds), Redis's CPU per call, and the calls/s that the
-gateway CPU figure implies for one core of its own. Finally `redis-benchmark -c 64` runs the same
+per call (utime+stime from /proc, microseconds), Redis's and the load generators' CPU per call
+(how the cores were split), and the calls/s that the gateway CPU figure implies for one core of
+its own. Finally `redis-benchmark -c 64` runs the same
 Lua script (budget.lua, `report` and `assist` with fresh keys) and INCR: the store's ceiling on
 this machine in this run. `--profile DIR` runs a single gateway under cProfile and writes one
 .prof per store. The load average is printed with every point: this machine is shared.
@@ -88,7 +89,8 @@ def start_gateway(tree: Path | None, keys: Path, store_args: list[str], profile:
                ["-m", "dagrpo.cli", "gateway", "serve", "--port", str(port), "--metrics-port", "-1",
                 "--keys-file", str(keys), "--log-level", "WARNING", *store_args])
     proc = subprocess.Popen([sys.executable, *prefix, *command], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=tree or REPO, env={**os.environ, "PYTHONPATH": str(tree or REPO)})
+                            stderr=subprocess.DEVNULL, cwd=tree or REPO,
+                            env={**os.environ, "PYTHONPATH": str(tree or REPO)})
     address = f"127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -131,21 +133,26 @@ def drive(gateways: list[Gateway], redis_pid: int | None, key: str, op: str, con
     time.sleep(seconds)
     gw1, rd1 = sum(map(cpu_s, pids)), cpu_s(redis_pid) if redis_pid else 0.0
     latencies: list[float] = []
+    client_cpu = 0.0
     for p in procs:
         out, _ = p.communicate(timeout=120)
         if p.returncode:
             raise RuntimeError(f"load generator exited {p.returncode}")
-        latencies += json.loads(out.strip().splitlines()[-1])["latencies"]
+        result = json.loads(out.strip().splitlines()[-1])
+        latencies += result["latencies"]
+        client_cpu += result["cpu_s"]
     latencies.sort()
     calls = len(latencies)
     gw_us = (gw1 - gw0) / calls * 1e6
     return {"rate": calls / seconds, "p50": percentile(latencies, 0.5) * 1e3, "p99": percentile(latencies, 0.99) * 1e3,
-            "gw_us": gw_us, "redis_us": (rd1 - rd0) / calls * 1e6, "core_rate": 1e6 / gw_us if gw_us else float("inf"),
+            "gw_us": gw_us, "redis_us": (rd1 - rd0) / calls * 1e6, "client_us": client_cpu / calls * 1e6,
+            "core_rate": 1e6 / gw_us if gw_us else float("inf"),
             "load": os.getloadavg()[0]}
 
 
 def redis_ceiling(port: int, requests: int) -> dict[str, float]:
-    """redis-benchmark at 64 connections, requests/s: budget.lua report and assist with fresh keys, INCR."""
+    """redis-benchmark at 64 connections, requests/s: budget.lua report and assist with fresh keys, INCR,
+    and report with 16 commands pipelined per connection (what the gateway's auto-pipelining can reach)."""
     sha = hashlib.sha1(LUA.read_bytes()).hexdigest()
     subprocess.run(["redis-cli", "-p", str(port), "SCRIPT", "LOAD", LUA.read_text()], check=True, capture_output=True)
     keys = ["4", "gw:p:math", "gw:c:bench-rb:math", "gw:i:bench-rb:__rand_int__", "gw:s:bench-rb:__rand_int__"]
@@ -154,10 +161,12 @@ def redis_ceiling(port: int, requests: int) -> dict[str, float]:
         "lua assist": ["EVALSHA", sha, *keys, "assist", "math", "86400", "math/train/1", "1", "1"],
         "incr": ["INCR", "bench:counter"],
     }
+    runs["lua report -P 16"] = runs["lua report"]
     out = {}
     for name, cmd in runs.items():
+        pipeline = ["-P", "16"] if name.endswith("-P 16") else []
         res = subprocess.run(["redis-benchmark", "-p", str(port), "-c", "64", "-n", str(requests), "-r", "1000000000",
-                              "-q", *cmd], capture_output=True, text=True, check=True)
+                              *pipeline, "-q", *cmd], capture_output=True, text=True, check=True)
         m = re.search(r"([\d.]+) requests per second", res.stdout.replace("\r", "\n"))
         if not m:
             raise RuntimeError(f"redis-benchmark {name}: no rate in {res.stdout[-300:]!r} {res.stderr[-300:]!r}")
@@ -199,8 +208,10 @@ def main() -> int:
         try:
             trees = ([("floor", None)] if args.floor else []) + \
                     ([("base", args.baseline.resolve())] if args.baseline else []) + [("this", REPO)]
-            print(f"{'tree':<5} {'store':<6} {'gws':>3} {'rpc':<6} {'conc':>4} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-                  f"{'gw us/call':>10} {'redis us/call':>13} {'calls/s/gw-core':>15} {'load1':>5}")
+            print(f"{'tree':<5} {'store':<6} {'gws':>3} {'rpc':<6} {'conc':>4} {'calls/s':>8} {'p50 ms':>7} "
+                  f"{'p99 ms':>7} "
+                  f"{'gw us/call':>10} {'redis us/call':>13} {'client us/call':>14} {'calls/s/gw-core':>15} "
+                  f"{'load1':>5}")
             for store in args.stores.split(","):
                 store_args = (["--redis-url", f"redis://127.0.0.1:{redis_port}/0"] if store == "redis"
                               else ["--sqlite-path", str(work / "bench.db")])
@@ -224,7 +235,8 @@ def main() -> int:
                                     best[point] = max(best.get(point, 0.0), r["rate"])
                                     print(f"{tree_name:<5} {store:<6} {n_gw:>3} {op:<6} {c:>4} {r['rate']:>8.0f} "
                                           f"{r['p50']:>7.2f} {r['p99']:>7.2f} {r['gw_us']:>10.0f} "
-                                          f"{r['redis_us']:>13.0f} {r['core_rate']:>15.0f} {r['load']:>5.1f}",
+                                          f"{r['redis_us']:>13.0f} {r['client_us']:>14.0f} {r['core_rate']:>15.0f} "
+                                          f"{r['load']:>5.1f}",
                                           flush=True)
                         finally:
                             for g in gws:
@@ -239,8 +251,8 @@ def main() -> int:
           + f" (load average {os.getloadavg()[0]:.1f})")
     for (tree_name, store, n_gw, op), rate in best.items():
         lua = ceiling[f"lua {op}"]
-        print(f"note: {tree_name} {store} x{n_gw} {op}: best {rate:.0f} metered calls/s = {rate / lua:.1%} of the raw Lua "
-              f"{op} ceiling ({lua:.0f}/s)")
+        print(f"note: {tree_name} {store} x{n_gw} {op}: best {rate:.0f} metered calls/s = {rate / lua:.1%} of the "
+              f"raw Lua {op} ceiling ({lua:.0f}/s)")
     return 0
 
 

@@ -6,8 +6,8 @@
 Opens its channels, prints `ready`, reads the start time (a `time.time()` value) from stdin, runs
 `--concurrency` clients from then for `--seconds` (each call a metered call with a fresh
 idempotency key, the clients spread round-robin over the addresses), then prints one JSON line
-`{"calls": n, "latencies": [seconds, ...]}`. Run in its own process so that the gateway's CPU
-time is its own.
+`{"calls": n, "latencies": [seconds, ...], "cpu_s": this process's CPU over the run}`. Run in
+its own process so that the gateway's CPU time is its own.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ async def run(addresses: list[str], key: str, op: str, concurrency: int, seconds
     md = (("authorization", f"Bearer {key}"),)
     # each channel its own connection (grpc shares one between same-target channels by default),
     # like devices of a fleet; SO_REUSEPORT workers are spread by connection
-    channels = [grpc.aio.insecure_channel(addresses[i % len(addresses)], options=[("grpc.use_local_subchannel_pool", 1)])
+    own = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.aio.insecure_channel(addresses[i % len(addresses)], options=own)
                 for i in range(max(len(addresses), min(concurrency, 4)))]
     for ch in channels:
         await asyncio.wait_for(ch.channel_ready(), 30)
@@ -45,6 +46,7 @@ async def run(addresses: list[str], key: str, op: str, concurrency: int, seconds
     await asyncio.sleep(max(0.0, start_at - time.time()))
     stop_at = time.perf_counter() + seconds
     latencies: list[float] = []
+    cpu0 = time.process_time()
 
     async def client(i: int) -> None:
         stub = stubs[i % len(stubs)]
@@ -57,9 +59,10 @@ async def run(addresses: list[str], key: str, op: str, concurrency: int, seconds
             n += 1
 
     await asyncio.gather(*[client(i) for i in range(concurrency)])
+    cpu_s = time.process_time() - cpu0
     for ch in channels:
         await ch.close()
-    return {"calls": len(latencies), "latencies": latencies}
+    return {"calls": len(latencies), "latencies": latencies, "cpu_s": cpu_s}
 
 
 def main() -> int:
