@@ -2,12 +2,14 @@
 
 Exact counts under load through both workers are in test_load.py (`redis-2-workers`); here: the
 settings refuse what cannot work, both workers serve, a stray gateway cannot join the port by
-accident, and SIGTERM stops them all cleanly.
+accident, SIGTERM stops them all cleanly, and a worker that dies takes the set down loudly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +75,13 @@ def test_two_workers_share_the_port_and_stop_cleanly(redis_server, gateway_proce
     assert stray.returncode != 0 and "Address already in use" in stray.stderr, stray.stderr[-2000:]
     assert gw.terminate() == 0
     assert not any(Path(f"/proc/{p}").exists() for p in pids)
+
+
+@pytest.mark.integration
+def test_a_dead_worker_stops_the_set_loudly(redis_server, gateway_process):
+    gw = gateway_process("--redis-url", redis_server.url, "--workers", "2")
+    first, second = worker_pids(gw.proc.pid)
+    os.kill(first, signal.SIGKILL)
+    assert gw.proc.wait(30) != 0  # the parent stops the other worker and fails: a supervisor restarts the set
+    assert not Path(f"/proc/{second}").exists()
+    assert "exited with -9: stopping the others" in gw.log.read_text()
