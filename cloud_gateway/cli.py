@@ -23,7 +23,10 @@ def register(subparsers) -> None:
     s.add_argument("--config", type=Path, help="TOML file with GatewaySettings fields")
     s.add_argument("--host", help="gRPC listen address (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="gRPC port (default 50051; 0 picks a free one)")
-    s.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 9464; -1 off)")
+    s.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 9464; -1 off; "
+                   "worker i of --workers serves it on PORT+i)")
+    s.add_argument("--workers", type=int, help="gateway processes sharing the gRPC port (default 1; >1 needs "
+                   "--redis-url)")
     s.add_argument("--keys-file", type=Path, help="device/admin key hashes (default gateway-keys.toml)")
     s.add_argument("--redis-url", help="use Redis (redis://host:port/db) instead of SQLite")
     s.add_argument("--sqlite-path", type=Path, help="SQLite store file (default gateway.db)")
@@ -73,19 +76,18 @@ def _serve(args) -> int:
     from pydantic import ValidationError
 
     from cloud_gateway.config import load_settings
-    from cloud_gateway.server import serve
+    from cloud_gateway.server import LOG_FORMAT, WorkerFailed, serve
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        force=True)  # over the dagrpo-wide --log-level
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, force=True)  # over dagrpo's --log-level
     flags = {k: v for k, v in dict(host=args.host, port=args.port, metrics_port=args.metrics_port,
-                                   keys_file=args.keys_file, redis_url=args.redis_url,
+                                   workers=args.workers, keys_file=args.keys_file, redis_url=args.redis_url,
                                    sqlite_path=args.sqlite_path, backend=args.backend).items() if v is not None}
     try:
         settings = load_settings(args.config, **flags)
         serve(settings)
     except ValidationError as exc:
         raise UserError(f"bad gateway config: {exc}") from None
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, WorkerFailed) as exc:
         raise UserError(str(exc)) from None
     return 0
 

@@ -45,6 +45,8 @@ class GatewaySettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="gRPC listen address")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port (0: pick a free one)")
+    workers: int = Field(1, ge=1, le=64, description="gateway processes sharing the port (SO_REUSEPORT); "
+                         ">1 needs redis_url and a fixed port")
     metrics_port: int = Field(9464, ge=-1, le=65535, description="Prometheus /metrics port (0: free one, -1: off)")
     keys_file: Path = Field(Path("gateway-keys.toml"), description="device and admin key hashes")
     redis_url: str = Field("", description="redis://host:port/db; empty: the embedded SQLite store")
@@ -78,6 +80,14 @@ class GatewaySettings(BaseSettings):
         if bad:
             raise ValueError(f"task names must match {NAME_RE.pattern}: {bad}")
         return v
+
+    @model_validator(mode="after")
+    def _workers_share_one_store(self) -> GatewaySettings:
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError("workers > 1 needs redis_url: SQLite is one file per process, Redis is the shared store")
+        if self.workers > 1 and self.port == 0:
+            raise ValueError("workers > 1 needs a fixed port: the workers share it (SO_REUSEPORT)")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -1,11 +1,43 @@
-"""Prometheus metrics of the gateway (`gateway_*`), on a registry of its own per server."""
+"""Prometheus metrics of the gateway (`gateway_*`), on a registry of its own per server.
+
+Every metered call touches about six labelled series; prometheus_client's `labels()` validates
+and locks on each lookup, so the metric classes here remember their children by label values
+(a task or method name: a few dozen series per gateway).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import prometheus_client as prom
+from prometheus_client import CollectorRegistry
 
 from cloud_gateway.store.base import Snapshot
 from collab import budget as b
+
+
+class _CachedLabels:
+    """`labels(*values)` answered from a dict after the first lookup of those values."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._children_by_values: dict[tuple[str, ...], object] = {}
+
+    def labels(self, *values: str):
+        child = self._children_by_values.get(values)
+        if child is None:
+            child = self._children_by_values[values] = super().labels(*values)
+        return child
+
+
+class Counter(_CachedLabels, prom.Counter):
+    pass
+
+
+class Gauge(_CachedLabels, prom.Gauge):
+    pass
+
+
+class Histogram(_CachedLabels, prom.Histogram):
+    pass
 
 
 class GatewayMetrics:

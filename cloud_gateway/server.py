@@ -5,6 +5,9 @@ policies (built-in tasks with `default_budget`, plus `tasks` from the config; an
 change is never overwritten), start gRPC + health + reflection, start `/metrics`.
 Shutdown (SIGTERM/SIGINT or `stop()`): health goes NOT_SERVING, new calls are refused, in-flight
 calls get `grace_s` to finish, then the store and the backend close.
+`workers = N > 1`: N such processes bind the same port with SO_REUSEPORT (the kernel spreads
+connections over them) and share the Redis store, the only state; the parent forwards SIGTERM
+and SIGINT, waits for them, and stops them all if one dies (fail loudly: a supervisor restarts).
 
 Relation to the paper (DA-GRPO, section 3 and Algorithm 1), numbered departures:
 1. The paper's cloud "decides" tau; here the gateway owns it per task (SetTau, config), as a
@@ -24,6 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
 import signal
 import threading
 
@@ -45,6 +51,11 @@ log = logging.getLogger("cloud_gateway")
 SERVICES = (pb.DESCRIPTOR.services_by_name["CloudGateway"].full_name,
             pb.DESCRIPTOR.services_by_name["GatewayAdmin"].full_name)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+class WorkerFailed(Exception):
+    """A worker of `serve_workers` exited on its own (the others were stopped)."""
 
 
 def build_store(settings: GatewaySettings):
@@ -68,8 +79,9 @@ def initial_policies(settings: GatewaySettings) -> dict:
 class GatewayServer:
     """One gateway process: `await start()` returns the bound port; `await stop()` drains."""
 
-    def __init__(self, settings: GatewaySettings):
+    def __init__(self, settings: GatewaySettings, reuse_port: bool = False):
         self.settings = settings
+        self.reuse_port = reuse_port  # only workers share a port: a stray second gateway must fail to bind
         self.keys = KeyRing.load(settings.keys_file)
         self.metrics = GatewayMetrics()
         self.port: int | None = None
@@ -83,7 +95,7 @@ class GatewayServer:
         self.backend = build_backend(s)
         self.gateway = Gateway(self.store, self.backend, self.metrics, s.max_prompt_chars)
         self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                               ("grpc.so_reuseport", 0)])
+                                               ("grpc.so_reuseport", int(self.reuse_port))])
         pb_grpc.add_CloudGatewayServicer_to_server(CloudGatewayServicer(self.gateway, self.keys), self.server)
         pb_grpc.add_GatewayAdminServicer_to_server(GatewayAdminServicer(self.gateway, self.keys), self.server)
         self.health = health.aio.HealthServicer()
@@ -124,7 +136,52 @@ class GatewayServer:
 
 
 def serve(settings: GatewaySettings) -> None:
-    asyncio.run(GatewayServer(settings).serve_forever())
+    if settings.workers == 1:
+        asyncio.run(GatewayServer(settings).serve_forever())
+        return
+    serve_workers(settings)
+
+
+def serve_workers(settings: GatewaySettings) -> None:
+    """`settings.workers` gateway processes on one port; returns when all have stopped."""
+    ctx = multiprocessing.get_context("spawn")  # no forked grpc or event-loop state
+    level = logging.getLogger().level
+    procs = [ctx.Process(target=_worker, args=(settings.model_dump(), i, level), name=f"gateway-{i}")
+             for i in range(settings.workers)]
+    stopping = False
+
+    def forward(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    for p in procs:
+        p.start()
+    log.info("gateway: %d workers on %s:%d (pids %s)", len(procs), settings.host, settings.port,
+             " ".join(str(p.pid) for p in procs))
+    alive = list(procs)
+    while alive:
+        multiprocessing.connection.wait([p.sentinel for p in alive])
+        for p in [p for p in alive if not p.is_alive()]:
+            alive.remove(p)
+            if not stopping:
+                log.error("gateway worker %s exited with %s: stopping the others", p.name, p.exitcode)
+                forward(signal.SIGTERM, None)
+    bad = [f"{p.name} (exit {p.exitcode})" for p in procs if p.exitcode != 0]
+    if bad:
+        raise WorkerFailed(f"gateway workers failed: {', '.join(bad)}")
+
+
+def _worker(values: dict, index: int, log_level: int) -> None:
+    logging.basicConfig(level=log_level, format=LOG_FORMAT, force=True)
+    settings = GatewaySettings(**values)
+    if settings.metrics_port > 0:
+        settings = settings.model_copy(update={"metrics_port": settings.metrics_port + index})
+    asyncio.run(GatewayServer(settings, reuse_port=True).serve_forever())
 
 
 class EmbeddedGateway:

@@ -8,11 +8,20 @@ words of the prompt and completion (an approximation: there is no tokenizer on t
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 
 from collab.reference import reference_completion
 from cloud_gateway.backends.base import AssistInput, BackendInputError
 from cloud_gateway.store.base import Completion
+
+
+@functools.lru_cache(maxsize=4096)
+def _task_example(example_id: str, task: str):
+    """An example regenerated from its id (pure, ~50 us), remembered: each Assist looks it up twice."""
+    from collab.tasks import get_task_example
+
+    return get_task_example(example_id, task)
 
 
 class ReferenceBackend:
@@ -25,12 +34,10 @@ class ReferenceBackend:
         self._example(request)
 
     def _example(self, request: AssistInput):
-        from collab.tasks import get_task_example
-
         if not request.example_id:
             raise BackendInputError("the reference backend needs example_id (a built-in example)")
         try:
-            return get_task_example(request.example_id, request.task)
+            return _task_example(request.example_id, request.task)
         except ValueError as exc:
             raise BackendInputError(str(exc)) from None
 

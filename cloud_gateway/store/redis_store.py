@@ -4,25 +4,28 @@ The only module of the project that imports `redis`. Keys: `gw:p:<task>` (policy
 `gw:c:<device>:<task>` (counters hash), `gw:i:<device>:<key>` (remembered answers, with TTL),
 `gw:s:<device>:<report key>` (help seen for a report and whether it was counted, with TTL).
 Durability is Redis's: run it with `--appendonly yes --appendfsync always` (docs/gateway.md).
+Every command goes through one auto-pipelining connection (`resp.PipelinedConnection`): the
+metered calls of one event-loop tick leave in one write; redis-py only parses the URL.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
 
-import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.connection import parse_url
 
 from collab import budget as b
 from cloud_gateway.store.base import (
     Completion, Snapshot, StoreUnavailable, UnknownTask, decode, policy_from_json, policy_to_json, snapshot,
 )
+from cloud_gateway.store.resp import ConnectionLost, PipelinedConnection, ReplyError
 
 LUA = (Path(__file__).parent / "budget.lua").read_text()
+LUA_SHA = hashlib.sha1(LUA.encode()).hexdigest()
+UNAVAILABLE_REPLIES = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN")
 # Create a policy hash only if the task has none, in one step (an admin's change is never lost).
 SEED_LUA = "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end"
 
@@ -31,26 +34,22 @@ class RedisStore:
     def __init__(self, url: str, idempotency_ttl_s: float = 86400.0):
         self.url = url
         self.ttl = max(1, math.ceil(idempotency_ttl_s))  # EX takes whole seconds
-        self.redis = aioredis.Redis.from_url(url, decode_responses=False)
-        self._script = self.redis.register_script(LUA)
-        self._seed = self.redis.register_script(SEED_LUA)
+        self._conn = _connection(url)
 
     # -- policies ---------------------------------------------------------------------------------
     async def seed_policies(self, policies: dict[str, b.Policy]) -> None:
         for task, p in policies.items():
-            await self._seed(keys=[_pk(task)], args=[x for kv in _policy_fields(p).items() for x in kv])
+            await self._cmd("EVAL", SEED_LUA, 1, _pk(task), *(x for kv in _policy_fields(p).items() for x in kv))
 
     async def set_policy(self, task: str, policy: b.Policy) -> None:
-        await self.redis.hset(_pk(task), mapping=_policy_fields(policy))
+        await self._cmd("HSET", _pk(task), *(x for kv in _policy_fields(policy).items() for x in kv))
 
     async def policies(self) -> dict[str, b.Policy]:
-        out = {}
-        async for key in self.redis.scan_iter(match=b"gw:p:*", count=1000):
-            out[key.decode()[5:]] = await self._policy(key)
-        return out
+        return {key.decode()[5:]: await self._policy(key) for key in await self._scan("gw:p:*")}
 
-    async def _policy(self, key: bytes | str) -> b.Policy:
-        h = {k.decode(): v.decode() for k, v in (await self.redis.hgetall(key)).items()}
+    async def _policy(self, key: bytes) -> b.Policy:
+        flat = await self._cmd("HGETALL", key)
+        h = {k.decode(): v.decode() for k, v in zip(flat[::2], flat[1::2])}
         return policy_from_json({"schedule": json.loads(h["schedule"]), "mode": h["mode"],
                                  "burst_ppm": h["burst_ppm"], "window": h["window"]})
 
@@ -68,54 +67,80 @@ class RedisStore:
 
     async def _call(self, device, task, key, op, subject, scope, *args) -> Snapshot:
         try:
-            replayed, answer = await self._script(
-                keys=[_pk(task), _ck(device, task), _ik(device, key), scope],
-                args=[op, task, self.ttl, subject, *args])
-        except ResponseError as exc:
+            replayed, answer = await self._eval(_pk(task), _ck(device, task), _ik(device, key), scope,
+                                                op, task, self.ttl, subject, *args)
+        except ReplyError as exc:
             if "UNKNOWN_TASK" in str(exc):
                 raise UnknownTask(task) from None
             raise
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise StoreUnavailable(f"redis at {self.url}: {exc}") from None
         return decode(device, op, task, answer, replayed=bool(replayed), subject=subject)
 
     async def completion(self, device, key) -> Completion | None:
-        try:
-            prior = await self.redis.get(_ik(device, "done:" + key))
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise StoreUnavailable(f"redis at {self.url}: {exc}") from None
+        prior = await self._cmd("GET", _ik(device, "done:" + key))
         return None if prior is None else Completion.from_json(prior, replayed=True)
 
     async def complete(self, device, task, key, done: Completion) -> Completion:
         tokens = done.prompt_tokens + done.completion_tokens
-        try:
-            replayed, record = await self._script(
-                keys=[_pk(task), _ck(device, task), _ik(device, "done:" + key), _sk(device, "")],
-                args=["complete", task, self.ttl, "", done.to_json(), tokens])
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise StoreUnavailable(f"redis at {self.url}: {exc}") from None
+        replayed, record = await self._eval(_pk(task), _ck(device, task), _ik(device, "done:" + key),
+                                            _sk(device, ""), "complete", task, self.ttl, "", done.to_json(), tokens)
         return Completion.from_json(record, replayed=True) if replayed else done
+
+    async def _eval(self, *keys_and_args):
+        """budget.lua by its SHA (4 keys); loads the script if Redis lacks it (a restart empties the
+        script cache; EVALSHA of an unknown script runs nothing, so the second try is safe)."""
+        try:
+            return await self._cmd("EVALSHA", LUA_SHA, 4, *keys_and_args)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self._cmd("SCRIPT", "LOAD", LUA)
+        return await self._cmd("EVALSHA", LUA_SHA, 4, *keys_and_args)
+
+    async def _cmd(self, *args):
+        try:
+            return await self._conn.execute(*args)
+        except ConnectionLost as exc:
+            raise StoreUnavailable(f"redis at {self.url}: {exc}") from None
+        except ReplyError as exc:
+            if str(exc).startswith(UNAVAILABLE_REPLIES):  # up but not serving yet: retry later
+                raise StoreUnavailable(f"redis at {self.url}: {exc}") from None
+            raise
+
+    async def _scan(self, match: str) -> list[bytes]:
+        keys, cursor = [], b"0"
+        while True:
+            cursor, batch = await self._cmd("SCAN", cursor, "MATCH", match, "COUNT", 1000)
+            keys += batch
+            if cursor == b"0":
+                return sorted(set(keys))  # SCAN may return a key twice
 
     # -- reads and admin --------------------------------------------------------------------------
     async def budgets(self, device="", task="") -> list[Snapshot]:
         policies = await self.policies()
         out = []
-        async for key in self.redis.scan_iter(match=f"gw:c:{device or '*'}:{task or '*'}", count=1000):
+        for key in await self._scan(f"gw:c:{device or '*'}:{task or '*'}"):
             _, _, dev, tsk = key.decode().split(":")
             if tsk in policies:
-                vals = await self.redis.hmget(key, *b.FIELDS)
+                vals = await self._cmd("HMGET", key, *b.FIELDS)
                 out.append(snapshot(dev, tsk, b.Counters(*(int(v or 0) for v in vals)), policies[tsk]))
         return sorted(out, key=lambda s: (s.device, s.task))
 
     async def reset(self, device, task="") -> int:
-        keys = [k async for k in self.redis.scan_iter(match=f"gw:c:{device}:{task or '*'}", count=1000)]
-        return await self.redis.delete(*keys) if keys else 0
+        keys = await self._scan(f"gw:c:{device}:{task or '*'}")
+        return await self._cmd("DEL", *keys) if keys else 0
 
     async def ping(self) -> bool:
-        return bool(await self.redis.ping())
+        return await self._cmd("PING") == b"PONG"
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        await self._conn.close()
+
+
+def _connection(url: str) -> PipelinedConnection:
+    u = parse_url(url)
+    return PipelinedConnection(host=u.get("host", "127.0.0.1"), port=int(u.get("port", 6379)), db=int(u.get("db", 0)),
+                               password=u.get("password"), username=u.get("username"), path=u.get("path"),
+                               tls=url.startswith("rediss://"))
 
 
 def _policy_fields(p: b.Policy) -> dict[str, str]:

@@ -1,8 +1,10 @@
-"""64 concurrent clients against a real gateway process, SQLite and Redis stores.
+"""64 concurrent clients against real gateway processes: SQLite, Redis, two gateways on one Redis,
+and `--workers 2` (two processes on one port).
 
 Thousands of Assist/ReportUsage calls, ~10% of them sent twice with the same idempotency key
-(some concurrently with the original): the final counts equal the distinct calls exactly, and in
-enforce mode the allowed/refused split equals the credit rule (collab.budget) exactly.
+(some concurrently with the original, and with two gateways the duplicate often through the other
+one): the final counts equal the distinct calls exactly, and in enforce mode the allowed/refused
+split equals the credit rule (collab.budget) exactly.
 """
 
 from __future__ import annotations
@@ -22,21 +24,24 @@ pytestmark = pytest.mark.integration
 CLIENTS = 64
 CALLS_PER_CLIENT = 36
 DEVICES = ("d1", "d2")  # 32 clients share each device's counters
+OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 
 
 def md(key):
     return (("authorization", f"Bearer {key}"),)
 
 
-def store_args(kind, request, tmp_path):
-    if kind == "sqlite":
-        return ["--sqlite-path", str(tmp_path / "load.db")]
-    return ["--redis-url", request.getfixturevalue("redis_server").url]
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def gw(request, tmp_path, gateway_process):
-    return gateway_process(*store_args(request.param, request, tmp_path))
+@pytest.fixture(params=["sqlite", "redis", "redis-2-gateways", "redis-2-workers"])
+def addresses(request, tmp_path, gateway_process) -> list[str]:
+    """Where the clients connect: one gateway, or two that share one Redis."""
+    if request.param == "sqlite":
+        return [gateway_process("--sqlite-path", str(tmp_path / "load.db")).address]
+    url = request.getfixturevalue("redis_server").url
+    if request.param == "redis-2-gateways":
+        return [gateway_process("--redis-url", url).address, gateway_process("--redis-url", url).address]
+    if request.param == "redis-2-workers":
+        return [gateway_process("--redis-url", url, "--workers", "2").address]
+    return [gateway_process("--redis-url", url).address]
 
 
 async def call(stub_method, req, key):
@@ -46,11 +51,11 @@ async def call(stub_method, req, key):
         return exc.code()
 
 
-def test_counts_equal_distinct_calls_under_concurrency_with_duplicates(gw, keys):
+def test_counts_equal_distinct_calls_under_concurrency_with_duplicates(addresses, keys):
     device_keys = {"d1": keys.d1, "d2": keys.d2}
     expected = {d: Counter() for d in DEVICES}
 
-    async def client(i, stub):
+    async def client(i, stubs):
         rng = random.Random(i)
         device = DEVICES[i % 2]
         for j in range(CALLS_PER_CLIENT):
@@ -59,14 +64,15 @@ def test_counts_equal_distinct_calls_under_concurrency_with_duplicates(gw, keys)
                 r = rng.randint(0, 8)
                 h = rng.randint(0, r)
                 req = pb.ReportUsageRequest(task="math", responses=r, help_requests=h, idempotency_key=key)
-                method, counts = stub.ReportUsage, {"responses": r, "reported_help": h}
+                method, counts = "ReportUsage", {"responses": r, "reported_help": h}
             else:
                 req = pb.AssistRequest(task="math", example_id=f"math/train/{j}", idempotency_key=key,
                                        messages=[pb.ChatMessage(role="user", content="q")])
                 # names no report: its one help request goes straight into the gateway's count
-                method, counts = stub.Assist, {"cloud_calls": 1, "help_requests": 1}
+                method, counts = "Assist", {"cloud_calls": 1, "help_requests": 1}
             dup = rng.random() < 0.1
-            replies = await asyncio.gather(*[call(method, req, device_keys[device]) for _ in range(1 + dup)])
+            sends = [getattr(stubs[(i + k) % len(stubs)], method) for k in range(1 + dup)]  # a retry: another channel
+            replies = await asyncio.gather(*[call(send, req, device_keys[device]) for send in sends])
             assert all(not isinstance(rep, grpc.StatusCode) for rep in replies), replies
             if dup:  # the retry got the same answer
                 assert replies[0].telemetry == replies[1].telemetry
@@ -74,10 +80,13 @@ def test_counts_equal_distinct_calls_under_concurrency_with_duplicates(gw, keys)
             expected[device].update(counts)
 
     async def go():
-        channels = [grpc.aio.insecure_channel(gw.address) for _ in range(8)]
+        # 16 connections (grpc shares one between channels unless told not to): with --workers the
+        # kernel spreads connections, not calls
+        channels = [grpc.aio.insecure_channel(addresses[i % len(addresses)], options=OWN_CONNECTION)
+                    for i in range(16)]
         try:
             stubs = [pb_grpc.CloudGatewayStub(ch) for ch in channels]
-            await asyncio.gather(*[client(i, stubs[i % 8]) for i in range(CLIENTS)])
+            await asyncio.gather(*[client(i, stubs) for i in range(CLIENTS)])
             admin = pb_grpc.GatewayAdminStub(channels[0])
             return await admin.ListBudgets(pb.ListBudgetsRequest(task="math"), metadata=md(keys.admin), timeout=30)
         finally:
@@ -91,7 +100,7 @@ def test_counts_equal_distinct_calls_under_concurrency_with_duplicates(gw, keys)
     assert sum(c["cloud_calls"] for c in got.values()) > 500
 
 
-def test_enforce_split_matches_the_credit_rule_exactly(gw, keys):
+def test_enforce_split_matches_the_credit_rule_exactly(addresses, keys):
     """Concurrent phases, each order-independent under the rule: spend the full bucket, earn
     (capped, monotone), spend again. Duplicates get the same decision and are not counted."""
     policy = b.Policy(((0, 250_000),), "enforce", 50 * b.PPM, 256)
@@ -100,12 +109,12 @@ def test_enforce_split_matches_the_credit_rule_exactly(gw, keys):
     reports = [rng.randint(1, 8) for _ in range(30)]
     phase_spend_2 = 64
 
-    async def spend(stub, tag, n):
+    async def spend(stubs, tag, n):
         reqs = [pb.AssistRequest(task="science", example_id=f"science/train/{i}", idempotency_key=f"{tag}{i}",
                                  messages=[pb.ChatMessage(role="user", content="q")]) for i in range(n)]
         sends = reqs + [reqs[i] for i in range(0, n, 7)]  # duplicates, interleaved concurrently
         random.Random(tag).shuffle(sends)
-        replies = await asyncio.gather(*[call(stub.Assist, r, keys.d1) for r in sends])
+        replies = await asyncio.gather(*[call(stubs[j % len(stubs)].Assist, r, keys.d1) for j, r in enumerate(sends)])
         outcome = defaultdict(set)
         for req, rep in zip(sends, replies):
             outcome[req.idempotency_key].add("refused" if rep == grpc.StatusCode.RESOURCE_EXHAUSTED else
@@ -114,18 +123,25 @@ def test_enforce_split_matches_the_credit_rule_exactly(gw, keys):
         return Counter(next(iter(v)) for v in outcome.values())
 
     async def go():
-        async with grpc.aio.insecure_channel(gw.address) as ch:
-            stub, admin = pb_grpc.CloudGatewayStub(ch), pb_grpc.GatewayAdminStub(ch)
+        channels = [grpc.aio.insecure_channel(addresses[i % len(addresses)], options=OWN_CONNECTION)
+                    for i in range(4)]
+        stubs = [pb_grpc.CloudGatewayStub(ch) for ch in channels]
+        try:
+            stub, admin = stubs[0], pb_grpc.GatewayAdminStub(channels[0])
             await admin.SetTau(pb.SetTauRequest(task="science", schedule=[pb.TauStep(tau=0.25)],
                                                 mode=pb.MODE_ENFORCE, burst=50), metadata=md(keys.admin), timeout=10)
-            first = await spend(stub, "a", phase_spend_1)
+            first = await spend(stubs, "a", phase_spend_1)
             reqs = [pb.ReportUsageRequest(task="science", responses=r, idempotency_key=f"r{i}")
                     for i, r in enumerate(reports)]
-            replies = await asyncio.gather(*[call(stub.ReportUsage, q, keys.d1) for q in reqs + reqs[:5]])
+            replies = await asyncio.gather(*[call(stubs[j % 4].ReportUsage, q, keys.d1)
+                                             for j, q in enumerate(reqs + reqs[:5])])
             assert all(isinstance(r, pb.ReportUsageResponse) for r in replies)
-            second = await spend(stub, "b", phase_spend_2)
+            second = await spend(stubs, "b", phase_spend_2)
             final = await stub.GetBudget(pb.GetBudgetRequest(task="science"), metadata=md(keys.d1), timeout=10)
             return first, second, final.telemetry
+        finally:
+            for ch in channels:
+                await ch.close()
 
     first, second, t = asyncio.run(go())
     # The rule, applied in one order (any order gives the same totals within a phase).

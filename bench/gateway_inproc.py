@@ -1,0 +1,82 @@
+"""The gateway's own share of a metered call: `Gateway.report` / `assist` on real Redis, no gRPC.
+
+    python -m bench.gateway_inproc [--calls 3000] [--concurrency 64] [--profile FILE]
+
+Starts redis-server (AOF, appendfsync always), then calls the domain layer (validation, the store
+client, budget.lua, metrics, the reference backend, the Telemetry message) from `--concurrency`
+asyncio tasks in this process and prints calls/s and this process's CPU per call. With
+`gateway_load --floor` (what grpc.aio costs per call) this splits a call's CPU into gRPC and
+gateway; `--profile` writes a cProfile of the assist run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.gateway_load import start_redis
+
+
+async def run(url: str, op: str, calls: int, concurrency: int) -> tuple[float, float]:
+    from cloud_gateway.auth import Principal
+    from cloud_gateway.backends.reference import ReferenceBackend
+    from cloud_gateway.gateway import Gateway
+    from cloud_gateway.metrics import GatewayMetrics
+    from cloud_gateway.service import telemetry
+    from cloud_gateway.store.redis_store import RedisStore
+    from collab import budget as b
+
+    store = RedisStore(url)
+    await store.seed_policies({"math": b.Policy(((0, 300_000),), "meter", 4 * b.PPM, 256)})
+    gw, who, tag = Gateway(store, ReferenceBackend(), GatewayMetrics()), Principal("bench", False), time.monotonic_ns()
+
+    async def worker(i: int) -> None:
+        for j in range(calls // concurrency):
+            key = f"{op}{tag}-{i}-{j}"
+            if op == "report":
+                s = await gw.report(who, "", "math", 8, 0, key)
+            else:
+                s, _ = await gw.assist(who, "", "math", f"math/train/{j % 500}", [("user", "q")], key, 1, 1, 30.0)
+            telemetry(s).SerializeToString()
+
+    await asyncio.gather(*[worker(i) for i in range(concurrency)])  # warm-up: connection, script, caches
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*[worker(i) for i in range(concurrency)])
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    await store.close()
+    n = calls // concurrency * concurrency
+    return n / wall, cpu / n * 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--calls", type=int, default=3000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--profile", type=Path, help="write a cProfile of the assist run here")
+    args = ap.parse_args()
+    print(f"# gateway in-process (no gRPC), redis appendfsync=always, load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    with tempfile.TemporaryDirectory(prefix="gwinproc-") as tmp:
+        redis_proc, port = start_redis(Path(tmp), "always")
+        try:
+            url = f"redis://127.0.0.1:{port}/0"
+            for op in ("report", "assist"):
+                rate, us = asyncio.run(run(url, op, args.calls, args.concurrency))
+                print(f"{op:<7} {rate:>7.0f} calls/s {us:>6.0f} us CPU/call (gateway + store client, this process)")
+            if args.profile:
+                cProfile.runctx("asyncio.run(run(url, 'assist', args.calls, args.concurrency))", globals(),
+                                {"url": url, "args": args, "run": run, "asyncio": asyncio}, str(args.profile))
+        finally:
+            redis_proc.terminate()
+            redis_proc.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
