@@ -34,7 +34,8 @@ single = []
 for _ in range(runs):
     llm.reset()
     t0 = time.perf_counter()
-    out = llm.create_completion(prompt, max_tokens=tokens, temperature=0.0)
+    out = llm.create_completion(prompt, max_tokens=tokens, temperature=0.0,
+                                logit_bias={llm.token_eos(): -100.0})  # a fixed number of tokens
     single.append(out["usage"]["completion_tokens"] / (time.perf_counter() - t0))
 ids = llm.tokenize(prompt.encode("utf-8"))
 del llm
