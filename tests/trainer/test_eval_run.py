@@ -11,7 +11,14 @@ from trainer.train import train
 
 
 def _phase_end(run, tag="phase0_end"):
-    return {r["task"]: {k: v for k, v in r.items() if k not in ("tag", "step", "phase")}
+    """The run's greedy phase-end numbers (`dagrpo eval` is greedy: the sampled help rate that the
+    run adds, with its own per-evaluation seed, is not part of what it reproduces)."""
+    from dataclasses import fields
+
+    from trainer.evaluate import TaskEval
+
+    keys = {f.name for f in fields(TaskEval)}
+    return {r["task"]: {k: v for k, v in r.items() if k in keys}
             for r in map(json.loads, (run / "evals.jsonl").read_text().splitlines()) if r["tag"] == tag}
 
 
