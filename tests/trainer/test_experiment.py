@@ -277,6 +277,6 @@ def test_report_figures_from_recorded_runs(tmp_path, kind):
     gaps = summary["scenarios"]["s1"]["methods"]["da_grpo"]["tracking"]
     assert [g["gap"] for g in gaps[0]] == [pytest.approx(0.05)]
     md = (tmp_path / "out" / "results.md").read_text()
-    assert "| da_grpo | 1-8 | 0.5 | 0.050 | 0.800 |" in md  # one seed: no std
+    assert "| da_grpo | 1-8 | 0.5 | 0.050 (n=1) | 0.800 (n=1) |" in md  # one seed: no interval, n=1
     expected = {"lambda_init": "lambda_init.png", "tau_sweep": "accuracy_vs_tau.png", "tau_schedules": "lambda_ratio.png"}
     assert (tmp_path / "out" / expected[kind]).stat().st_size > 10_000
