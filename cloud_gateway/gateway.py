@@ -64,29 +64,13 @@ class Gateway:
     async def assist(self, who: Principal, device: str, task: str, example_id: str,
                      messages: list[tuple[str, str]], key: str, group_help: int, group_size: int,
                      timeout_s: float, report_key: str = "") -> tuple[Snapshot, Completion]:
-        device = self._own_device(who, device)
-        _check_task(task)
-        _check_key(key)
-        if report_key:
-            _check_key(report_key)
-        self._check_messages(messages)
-        if not 0 <= group_help <= group_size <= MAX_COUNT:
-            raise InvalidArgument(f"need 0 <= group_help <= group_size, got {group_help}, {group_size}")
-        await self._known(task)
-        request = AssistInput(device, task, example_id, tuple(messages), key)
-        self.backend.validate(request)  # a request the backend cannot answer costs no credit
-        s = await self.store.assist(device, task, key, subject=example_id,
-                                    help_requests=b.assist_help(group_help, group_size), report_key=report_key)
-        if not s.allowed:
-            self.metrics.assists.labels(task, "refused").inc()
-            if not s.replayed:
-                self.metrics.denials.labels(task).inc()
-            raise Refused(s)
+        request, s = await self._grant(who, device, task, example_id, messages, key, group_help,
+                                       group_size, report_key)
         # A fresh decision has no completion yet; only a retry may find one remembered.
-        done = await self.store.completion(device, key) if s.replayed else None
+        done = await self.store.completion(request.device, key) if s.replayed else None
         if done is None:
             fresh = await self.backend.complete(request, timeout_s)
-            done = await self.store.complete(device, task, key, fresh)
+            done = await self.store.complete(request.device, task, key, fresh)
             if not done.replayed:
                 self.metrics.tokens.labels(task, "prompt").inc(done.prompt_tokens)
                 self.metrics.tokens.labels(task, "completion").inc(done.completion_tokens)
