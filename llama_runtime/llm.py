@@ -567,11 +567,15 @@ class KnobDecoder:
         return HELP_TRIGGER in "".join(self.sampler.piece(t) for t in toks[-_TRIGGER_WINDOW:])
 
     def decode(self, conversations: list[list[dict[str, str]]], *, max_new_tokens: int, help_bias: float | None,
-               temperature: float = 0.0, seed: int = 0) -> list[KnobAnswer]:
-        """One answer per conversation; `help_bias=None` decodes without the knob (plain)."""
+               temperature: float = 0.0, seed: int = 0, per_call: int | None = None) -> list[KnobAnswer]:
+        """One answer per conversation; `help_bias=None` decodes without the knob (plain).
+
+        Up to `per_call` conversations share one llama.cpp batch (default: as many as fit). A
+        sequence that asks leaves the batch, and llama.cpp's logits can move in the last bits with
+        the batch size; `per_call=1` makes each answer independent of the others, exactly."""
         prompts = [self.prompt_tokens(m) for m in conversations]
-        per_call = max(1, min(self.sampler.n_seq_max - 1,
-                              self.sampler.n_ctx // (max(map(len, prompts)) + max_new_tokens)))
+        per_call = per_call or max(1, min(self.sampler.n_seq_max - 1,
+                                          self.sampler.n_ctx // (max(map(len, prompts)) + max_new_tokens)))
         out: list[KnobAnswer] = []
         for lo in range(0, len(prompts), per_call):
             groups, scores = self.sampler.sample_with_knob(

