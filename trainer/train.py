@@ -145,7 +145,7 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progr
     adapter = out / "adapter" if state is not None else (cfg.model.init_adapter or None)
     model, tokenizer = load_policy(cfg.model, adapter=adapter, seed=cfg.train.seed)
     if state is None and cfg.warmup.steps:
-        run_warmup(cfg, out, model, tokenizer, progress)
+        warmup(cfg, out, model, tokenizer, progress)
         save_trained_adapter(model, out / "reference")  # the warmed-up LoRA: pi_ref (trainer.models.REFERENCE)
         seed_everything(cfg.train.seed)  # RL starts from the same RNG state with or without a warm-up
     ref_adapter = out / "reference" if cfg.warmup.steps else cfg.model.init_adapter
@@ -209,29 +209,22 @@ def check_gateway_tau(cfg: RunConfig, cloud, phase: int, phase_step: int) -> Non
                         "or change it on the gateway (dagrpo gateway set-tau)")
 
 
-def run_warmup(cfg: RunConfig, out: Path, model, tokenizer, show: bool = True) -> None:
-    """The format warm-up (trainer/warmup.py) on the run's own LoRA; losses to OUT/warmup.json."""
-    import json
-
+def warmup(cfg: RunConfig, out: Path, model, tokenizer, show: bool = True) -> None:
+    """The format warm-up (trainer.warmup.run_warmup) on the run's own LoRA, recorded in OUT/warmup.json."""
     from tqdm.auto import tqdm
 
-    from trainer.warmup import fit_warmup, warmup_report
+    from trainer.warmup import run_warmup
 
-    tasks = list(cfg.warmup.tasks)
     bar = tqdm(total=cfg.warmup.steps, desc="format warm-up", unit="step", dynamic_ncols=True, disable=not show)
 
     def progress(step, steps, loss):
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}")
 
-    t0 = time.perf_counter()
     try:
-        losses = fit_warmup(model, tokenizer, tasks, cfg.warmup, progress)
+        run_warmup(model, tokenizer, list(cfg.warmup.tasks), cfg.warmup, out / "warmup.json", progress)
     finally:
         bar.close()
-    ckpt.atomic_write_text(out / "warmup.json", json.dumps(
-        {**warmup_report(tasks, cfg.warmup), "losses": losses, "seconds": round(time.perf_counter() - t0, 1)}) + "\n")
-    log.info("format warm-up: %d steps on %s, loss %.3f -> %.3f", len(losses), tasks, losses[0], losses[-1])
 
 
 def save(ctx: Context) -> None:

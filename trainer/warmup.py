@@ -13,7 +13,8 @@ format, and only to that:
   one memorised string nor the likeliest greedy answer. The help targets are picked by a hash of
   the example id, not by difficulty: the warm-up teaches no routing; RL decides *when* to ask.
 
-`warmup_report` says what the warm-up saw (OUT/warmup.json of every run that has one).
+`run_warmup` fits a LoRA and records what the warm-up saw (`warmup_report`), its losses and its
+time in one JSON file: OUT/warmup.json of a run, OUT/warmup/warmup.json of an experiment.
 
 Cost: the examples of a step come from one task, so their prompts share the system prompt; that
 common token prefix runs once (`lean.shared_prefix_logprobs`, exact gradients) and only each
@@ -22,9 +23,16 @@ example's question and target run per row.
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collab.tasks import FORMAT_DRILLS
+
+log = logging.getLogger("dagrpo.warmup")
 
 
 class WarmupConfig(BaseModel):
@@ -139,4 +147,17 @@ def fit_warmup(model, tokenizer, tasks: list[str], spec: WarmupConfig, progress=
         if progress is not None:
             progress(step + 1, spec.steps, losses[-1])
     model.train(was_training)
+    return losses
+
+
+def run_warmup(model, tokenizer, tasks: list[str], spec: WarmupConfig, record: Path, progress=None) -> list[float]:
+    """Fit the format warm-up (fit_warmup) and write `warmup_report`, the losses and the seconds to
+    `record`; the one warm-up driver of runs (trainer.train) and experiments (trainer.experiment)."""
+    from trainer.checkpoint import atomic_write_text
+
+    t0 = time.perf_counter()
+    losses = fit_warmup(model, tokenizer, tasks, spec, progress)
+    atomic_write_text(record, json.dumps(
+        {**warmup_report(tasks, spec), "losses": losses, "seconds": round(time.perf_counter() - t0, 1)}) + "\n")
+    log.info("format warm-up: %d steps on %s, loss %.3f -> %.3f", len(losses), tasks, losses[0], losses[-1])
     return losses

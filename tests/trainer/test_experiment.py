@@ -243,7 +243,7 @@ def test_runs_start_from_the_format_warmup(experiment):
     from trainer.config import load_config
 
     out = experiment[1]
-    losses = json.loads((out / "warmup" / "losses.json").read_text())
+    losses = json.loads((out / "warmup" / "warmup.json").read_text())["losses"]
     assert len(losses) == 2 and all(math.isfinite(x) and x > 0 for x in losses)
     for group in ("edge", "gvpo", "da_grpo"):
         cfg = load_config(out / "s1" / group / "seed0" / "config.toml")
