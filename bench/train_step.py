@@ -36,7 +36,8 @@ def main() -> None:
     import torch
 
     from trainer.config import load_config
-    from trainer.train import collect, policy_update, setup, train_pools
+    from trainer.context import setup, train_pools
+    from trainer.step import collect, policy_update
 
     cfg = load_config(None, [
         f'model.name_or_path="{args.model}"', f"train.G={args.G}", f"train.batch_prompts={args.B}",

@@ -69,7 +69,7 @@ def _rss() -> int:
 
 def ours_setup(args, out: Path):
     from trainer.config import load_config
-    from trainer.train import setup, train_pools
+    from trainer.context import setup, train_pools
 
     cfg = load_config(None, [
         'model.name_or_path="smollm2"', 'model.dtype="float32"', 'model.device="cpu"', f"train.G={args.G}",
@@ -183,7 +183,7 @@ def main() -> None:
 
     import torch
 
-    from trainer.train import train_step
+    from trainer.step import train_step
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-trl-"))
     t0 = time.perf_counter()

@@ -23,6 +23,7 @@ from collab.help import is_help_request
 from collab.protocol import requests_help
 from collab.scoring import score
 from collab.tasks.base import Example
+from trainer.config import RunConfig
 from trainer.engines import greedy_texts
 
 
@@ -40,6 +41,19 @@ class TaskEval:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def test_examples(cfg: RunConfig, task: str, split: str = "test", n: int | None = None) -> list[Example]:
+    """`n` examples (default train.eval_n) of a task's split, drawn with the run's seed: with the
+    test split, the held-out set of every evaluation of a run (training, `dagrpo eval`, experiments)."""
+    from collab.tasks import get_task
+
+    return get_task(task).examples(split, n=n or cfg.train.eval_n, seed=cfg.train.seed)
+
+
+def test_sets(cfg: RunConfig, tasks: list[str], n: int | None = None) -> dict[str, list[Example]]:
+    """The held-out test examples of each task (`test_examples`)."""
+    return {t: test_examples(cfg, t, n=n) for t in tasks}
 
 
 def evaluate(

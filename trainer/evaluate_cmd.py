@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from collab.tasks import get_task
 from dagrpo.errors import UserError
 from trainer.cloud import make_cloud
 from trainer.config import RunConfig
 from trainer.engines import make_engine_factory
-from trainer.evaluate import TaskEval, evaluate
+from trainer.evaluate import TaskEval, evaluate, test_sets
 from trainer.models import load_base, load_policy
 from trainer.prompting import messages, prompt_ids
 from trainer.engines.torch_engine import HFEngine
@@ -29,7 +28,7 @@ def evaluate_adapter(cfg: RunConfig, adapter: Path | None, *, n: int | None, tas
     last = len(cfg.phases) - 1
     names = tasks or (cfg.eval_task_names(last) if run_dir is not None else cfg.phase_tasks())
     try:
-        tests = {t: get_task(t).examples("test", n=n or cfg.train.eval_n, seed=cfg.train.seed) for t in names}
+        tests = test_sets(cfg, names, n)
     except KeyError as exc:
         raise UserError(str(exc.args[0])) from None
     if adapter is None:

@@ -1,6 +1,6 @@
 """Where a run came from: the code (git commit), the packages, and the machine -> RUN_DIR/provenance.json.
 
-Written once by `train.setup` for a new run (a resumed run keeps the record of its start), beside
+Written once by `trainer.context.setup` for a new run (a resumed run keeps the record of its start), beside
 the resolved config.toml. A field that cannot be known (no git checkout, a package not installed,
 no /proc) is recorded as null, not guessed.
 """

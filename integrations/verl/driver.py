@@ -1,6 +1,6 @@
 """The reward manager's state across verl steps: the lambda controller, the run id, the step count.
 
-`train_step` is one DA-GRPO step of trainer/train.py without the policy update (verl does that):
+`train_step` is one DA-GRPO step of trainer/step.py without the policy update (verl does that):
 score the batch with lambda_t, return r - lambda_t * c, report usage, lambda_{t+1} from the
 gateway's ratio, persist. `validate` scores a validation batch (cloud calls and usage reported,
 like trainer/evaluate.py) and never moves lambda.

@@ -13,7 +13,7 @@ verl's GRPO grouping) and the `Example` it answers. Per training step:
   dual      lambda <- controller.update(J_c_hat, tau) with J_c_hat the gateway's measured ratio
             of the step's responses (device count without a gateway), trainer.dual's controller
 
-The same arithmetic as trainer/train.py's `collect` + `train_step`; the test holds the two to equal
+The same arithmetic as trainer/step.py's `collect` + `train_step`; the test holds the two to equal
 numbers on one batch. Keys differ in form (`<example id>/<k>` instead of the group's position b):
 verl reorders rows, so a position is not stable when a resumed step is replayed.
 """

@@ -97,12 +97,13 @@ class UnderReporting:
 def test_a_device_that_under_reports_is_caught_and_its_lambda_still_rises(gateway, keys, tmp_path, monkeypatch):
     import urllib.request
 
-    import trainer.train as train_mod
+    import trainer.context as context_mod
+    from trainer.train import train
 
-    make = train_mod.make_cloud
-    monkeypatch.setattr(train_mod, "make_cloud", lambda *a, **kw: UnderReporting(make(*a, **kw)))
+    make = context_mod.make_cloud
+    monkeypatch.setattr(context_mod, "make_cloud", lambda *a, **kw: UnderReporting(make(*a, **kw)))
     AdminClient(gateway.address, keys.admin).set_tau("math", [(0, 0.1)], mode="meter")
-    train_mod.train(run_config(gateway, keys.d1), tmp_path / "run", engine_factory=HalfHelp(), progress=False)
+    train(run_config(gateway, keys.d1), tmp_path / "run", engine_factory=HalfHelp(), progress=False)
     records = read_metrics(tmp_path / "run")
     assert [r["collab_ratio"] for r in records] == [0.5, 0.5]  # the gateway's count of the Assist traffic
     assert [r["usage_mismatch"] for r in records] == [True, True]
@@ -139,10 +140,11 @@ class CrashAfterReport(Exception):
 def test_a_crash_between_report_and_checkpoint_counts_the_step_once(gateway, keys, tmp_path, monkeypatch):
     """Step 2 is reported, the process dies before its checkpoint; --resume runs step 2 again
     with the same keys (run id kept): the gateway counts it once, lambda is the uninterrupted one."""
-    import trainer.train as train_mod
+    import trainer.context as context_mod
+    from trainer.train import train
 
     AdminClient(gateway.address, keys.admin).set_tau("math", [(0, 0.1)], mode="meter")
-    make = train_mod.make_cloud
+    make = context_mod.make_cloud
 
     class Crashing(UnderReporting):
         def report_usage(self, task, responses, help_requests, **kw):
@@ -151,13 +153,13 @@ def test_a_crash_between_report_and_checkpoint_counts_the_step_once(gateway, key
                 raise CrashAfterReport
             return t
 
-    monkeypatch.setattr(train_mod, "make_cloud", lambda *a, **kw: Crashing(make(*a, **kw)))
+    monkeypatch.setattr(context_mod, "make_cloud", lambda *a, **kw: Crashing(make(*a, **kw)))
     cfg = run_config(gateway, keys.d1, steps=3)
     with pytest.raises(CrashAfterReport):
-        train_mod.train(cfg, tmp_path / "run", engine_factory=HalfHelp(), progress=False)
+        train(cfg, tmp_path / "run", engine_factory=HalfHelp(), progress=False)
     assert json.loads((tmp_path / "run" / "state.json").read_text())["step"] == 1
-    monkeypatch.setattr(train_mod, "make_cloud", make)
-    train_mod.train(None, tmp_path / "run", resume=True, engine_factory=HalfHelp(), progress=False)
+    monkeypatch.setattr(context_mod, "make_cloud", make)
+    train(None, tmp_path / "run", resume=True, engine_factory=HalfHelp(), progress=False)
     budget = AdminClient(gateway.address, keys.admin).budgets(device="d1", task="math").budgets[0]
     assert (budget.responses, budget.help_requests) == (3 * 8 + 2, 3 * 4 + 2)  # 3 steps once, + eval
     assert budget.cloud_calls == 3 * 2 + 2 and budget.mismatches == 0

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_step_through_the_gateway_matches_the_trainer(gateway, keys, tmp_path):
-    from trainer.train import collect
+    from trainer.step import collect
 
     AdminClient(gateway.address, keys.admin).set_tau("math", [(0, 0.1)], mode="meter")
     examples, texts, ex_rows, flat_texts, uids, order = batch()

@@ -55,8 +55,8 @@ def test_score_batch_by_hand():
 
 @pytest.mark.parametrize("accuracy", [1.0, 0.0])
 def test_same_numbers_as_the_trainer(tmp_path, accuracy):
-    """Rewards, costs, advantages (after verl's group centring) and lambda equal trainer/train.py's."""
-    from trainer.train import collect
+    """Rewards, costs, advantages (after verl's group centring) and lambda equal trainer/step.py's."""
+    from trainer.step import collect
 
     examples, texts, ex_rows, flat_texts, uids, order = batch()
     c = cfg(tmp_path, cloud={"backend": "reference", "accuracy": accuracy})

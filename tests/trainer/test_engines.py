@@ -63,7 +63,7 @@ def test_config_refuses_checkpointing_with_a_shared_prompt():
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     pytest.importorskip("llama_cpp")
-    from trainer.train import setup
+    from trainer.context import setup
 
     cfg = load_config(None, [
         'model.name_or_path="smollm2"', 'train.engine="llamacpp"', "train.engine_threads=1", "train.G=2",
@@ -101,7 +101,7 @@ def _check_rollouts(ctx, rollouts, n_prompts: int, G: int, max_new: int):
 @pytest.mark.integration
 def test_both_engines_go_through_the_same_reward_path_and_update(ctx, examples):
     from trainer.engines.torch_engine import HFEngine
-    from trainer.train import collect, policy_update
+    from trainer.step import collect, policy_update
 
     exs, prompts = examples
     llama = ctx.engine

@@ -1,6 +1,6 @@
 """Rollout engines selectable by `train.engine`: "torch" (the reference, torch_engine.py) or "llamacpp".
 
-`make_engine_factory` returns a callable (model, tokenizer) -> engine, the shape `train.setup`
+`make_engine_factory` returns a callable (model, tokenizer) -> engine, the shape `trainer.context.setup`
 takes; the llama.cpp engine is imported only when selected (it needs llama-cpp-python).
 """
 

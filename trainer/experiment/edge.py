@@ -16,7 +16,8 @@ import logging
 
 import numpy as np
 
-from trainer.experiment.evaluation import cloud_answers, greedy_correct, routed_metrics, test_examples
+from trainer.evaluate import test_examples
+from trainer.experiment.evaluation import cloud_answers, greedy_correct, routed_metrics
 from trainer.experiment.plan import Run, phase_end_steps, task_taus
 from trainer.experiment.preset import ExperimentSpec
 from trainer.experiment.training import train_run

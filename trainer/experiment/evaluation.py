@@ -8,13 +8,7 @@ accuracy over all queries with the cloud answering the offloaded ones.
 from __future__ import annotations
 
 from trainer.config import RunConfig
-
-
-def test_examples(cfg: RunConfig, task: str, split: str = "test", n: int | None = None):
-    """`n` examples (default train.eval_n) of a task's split, drawn with the run's seed."""
-    from collab.tasks import get_task
-
-    return get_task(task).examples(split, n=n or cfg.train.eval_n, seed=cfg.train.seed)
+from trainer.evaluate import test_examples
 
 
 def accuracy(values) -> float | None:
