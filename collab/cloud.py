@@ -1,7 +1,7 @@
 """The device's view of the cloud: one small interface, several implementations.
 
-- `trainer.cloud.InProcessCloud`: the reference backend in-process (no network), counting usage
-  itself (the device's own count);
+- `trainer.cloud.InProcessCloud`: the reference backend in-process (no network, no meter: the
+  device's own count is the ratio);
 - `collab.gateway_client.GatewayCloud`: Assist / ReportUsage / GetBudget over gRPC; the gateway
   meters and returns telemetry (the dual update then uses the gateway's measured ratio).
 

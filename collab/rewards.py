@@ -1,4 +1,4 @@
-"""Reward r (paper eq. 13) and cost c (eq. 14), and the shaped reward of eq. 12.
+"""Reward r (paper eq. 13) and cost c (eq. 14) of a response; eq. 12 shapes them as r - lambda * c.
 
 Ambiguities of the paper's text, and how we resolve them:
 
@@ -35,8 +35,3 @@ def reward(correct: bool, format_ok: bool, alpha_a: float = ALPHA_A, alpha_f: fl
 def cost(requested_help: bool, format_ok: bool, alpha_c: float = ALPHA_C) -> float:
     """Eq. 14: alpha_c if help was requested and the step format was respected, else 0."""
     return alpha_c if (requested_help and format_ok) else 0.0
-
-
-def shaped_reward(r: float, c: float, lam: float) -> float:
-    """Eq. 12: the Lagrangian-shaped scalar reward r - lambda * c."""
-    return r - lam * c

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from collab.extract import check_format, code_block, last_boxed
 from collab.grading import MathGrader, grade_code, grade_math, grade_mcq
 from collab.protocol import compose, split_at_trigger
-from collab.rewards import cost, reward, shaped_reward
+from collab.rewards import cost, reward
 from collab.tasks.base import Example
 
 if TYPE_CHECKING:
@@ -41,10 +41,6 @@ class Scored:
     composed: str  # the response that was graded: C(local, cloud), or the local text
     local_part: str  # the local text before the trigger (all of it without a trigger)
     extracted: str | None  # boxed answer (math, mcq) or program (code) of `composed`
-
-    def shaped(self, lam: float) -> float:
-        """Eq. 12: r - lambda * c."""
-        return shaped_reward(self.reward, self.cost, lam)
 
 
 def score(

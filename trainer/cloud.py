@@ -2,13 +2,11 @@
 
 `InProcessCloud` answers built-in examples from their known solution (collab.reference), right
 with probability `accuracy`. The draw is a pure function of (seed, idempotency key), so a resumed
-run sees exactly the answers an uninterrupted run would. It has no meter: `report_usage` counts
-usage locally and returns None, which tells the trainer to use its own measured ratio.
+run sees exactly the answers an uninterrupted run would. It has no meter: `report_usage` returns None,
+which tells the trainer to use its own measured ratio.
 """
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 from collab.cloud import CloudClient, CloudReply, Telemetry
 from collab.reference import reference_completion
@@ -23,8 +21,6 @@ class InProcessCloud:
             raise ValueError(f"accuracy must lie in [0, 1], got {accuracy}")
         self.accuracy = accuracy
         self.seed = seed
-        self.queries = 0
-        self.usage: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # task -> [responses, help]
 
     def _draw(self, key: str) -> float:
         """A uniform number in [0, 1) fixed by (seed, key)."""
@@ -34,14 +30,11 @@ class InProcessCloud:
         self, example: Example, messages: list[dict[str, str]], *, idempotency_key: str,
         group_help: int = 1, group_size: int = 1, report_key: str = "",
     ) -> CloudReply:
-        self.queries += 1
         text = reference_completion(example, correct=self._draw(idempotency_key) < self.accuracy)
         return CloudReply(completion=text, prompt_tokens=0, completion_tokens=len(text.split()))
 
     def report_usage(self, task: str, responses: int, help_requests: int, *,
                      idempotency_key: str | None = None, offline_help: int = 0) -> Telemetry | None:
-        self.usage[task][0] += responses
-        self.usage[task][1] += help_requests
         return None
 
     def budget(self, task: str) -> Telemetry | None:

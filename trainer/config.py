@@ -12,10 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from collab.tasks import FORMAT_DRILLS, TASK_GROUPS, list_tasks
 from dagrpo.errors import UserError
 from trainer.warmup import WarmupConfig
 
-TASK_GROUPS_FALLBACK = {"group1": ("math", "science"), "group2": ("code", "knowledge")}
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -201,7 +201,7 @@ class PhaseConfig(_Strict):
     def task_names(self) -> list[str]:
         if self.tasks:
             return list(self.tasks)
-        return list(_task_groups()[self.group])
+        return list(TASK_GROUPS[self.group])
 
 
 class RunConfig(_Strict):
@@ -213,14 +213,12 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_tasks(self):
-        from collab.tasks import FORMAT_DRILLS
-
-        groups, known = _task_groups(), _known_tasks()
+        known = list_tasks()
         for i, phase in enumerate(self.phases):
-            if phase.group is not None and phase.group not in groups:
-                raise ValueError(f"phases.{i}.group: unknown group {phase.group!r}; known: {sorted(groups)}")
+            if phase.group is not None and phase.group not in TASK_GROUPS:
+                raise ValueError(f"phases.{i}.group: unknown group {phase.group!r}; known: {sorted(TASK_GROUPS)}")
             for t in phase.task_names():
-                if known is not None and t not in known:
+                if t not in known:
                     raise ValueError(f"phases.{i}.tasks: unknown task {t!r}; known: {known}")
                 if t in FORMAT_DRILLS:  # the warm-up's tasks: what it saw must never be trained or evaluated
                     raise ValueError(f"phases.{i}.tasks: {t!r} is a format drill of the warm-up, never trained "
@@ -240,22 +238,6 @@ class RunConfig(_Strict):
         """Tasks evaluated at the end of phase `upto_phase`: those seen so far, in order of appearance,
         restricted to train.eval_tasks when it is set."""
         return [t for t in self.phase_tasks(upto_phase) if not self.train.eval_tasks or t in self.train.eval_tasks]
-
-
-def _task_groups() -> dict:
-    try:
-        from collab.tasks import TASK_GROUPS
-    except ImportError:  # the task registry not yet importable: the documented groups
-        return TASK_GROUPS_FALLBACK
-    return TASK_GROUPS
-
-
-def _known_tasks() -> list[str] | None:
-    try:
-        from collab.tasks import list_tasks
-    except ImportError:
-        return None
-    return list_tasks()
 
 
 def _parse_value(text: str):

@@ -39,7 +39,7 @@ BAD_HELP = f"1. this looks hard.\n{T}"  # help asked, but the local part breaks 
 def test_eq12_cases(local_text, cloud_text, r, c, shaped, correct, fmt, asked):
     s = score(MATH, local_text, cloud_text)
     assert (s.reward, s.cost, s.correct, s.format_ok, s.requests_help) == (r, c, correct, fmt, asked)
-    assert s.shaped(LAM) == pytest.approx(shaped)
+    assert s.reward - LAM * s.cost == pytest.approx(shaped)  # eq. 12
 
 
 def test_composition_in_the_scored_response():

@@ -41,15 +41,23 @@ def test_group_rows_and_keys():
     assert group_keys(["x", "y", "x"], "train/3") == ["train/3/x/0", "train/3/y/0", "train/3/x/1"]
 
 
+class CountingCloud(InProcessCloud):
+    calls = 0
+
+    def assist(self, *args, **kwargs):
+        self.calls += 1
+        return super().assist(*args, **kwargs)
+
+
 def test_score_batch_by_hand():
     examples, _, ex_rows, texts, uids, order = batch()
-    cloud = InProcessCloud(accuracy=1.0)
+    cloud = CountingCloud(accuracy=1.0)
     scores = score_batch(cloud, ex_rows, texts, uids, "train/1")
     r_flat = np.array([1, 0, 1, -0.1, 0, 0, 1, 1])[order]
     c_flat = np.array([1, 0, 0, 0, 0, 0, 1, 0])[order]
     assert scores.rewards.tolist() == pytest.approx(r_flat.tolist())
     assert scores.costs.tolist() == c_flat.tolist()
-    assert (scores.queries, scores.refused, cloud.queries) == (2, 0, 2)  # one Assist per group that asked
+    assert (scores.queries, scores.refused, cloud.calls) == (2, 0, 2)  # one Assist per group that asked
     assert shaped_rewards(scores.rewards, scores.costs, 0.5).tolist() == pytest.approx((r_flat - 0.5 * c_flat).tolist())
 
 

@@ -1,8 +1,9 @@
-"""A task's (during, post, forgetting) from phase-end evaluations, against hand-computed numbers."""
+"""forgetting_rate = (acc_task - acc_switch) / acc_task (None when acc_task == 0), and a task's
+(during, post, forgetting) from phase-end evaluations, against hand-computed numbers."""
 
 import pytest
 
-from trainer.forgetting import task_forgetting
+from trainer.forgetting import forgetting_rate, task_forgetting
 
 THREE_PHASES = 'phases=[{tasks=["math"], steps=1, tau=0.2}, {tasks=["code"], steps=1, tau=0.2}, ' \
                '{tasks=["science"], steps=1, tau=0.2}]'
@@ -28,3 +29,24 @@ def test_a_task_of_the_last_phase_or_a_missing_value_has_no_forgetting(tiny_cfg)
     assert task_forgetting(evals, cfg, "science", "joint") == (0.7, None, None)
     assert task_forgetting(evals, cfg, "math", "joint") == (0.8, None, None)  # not evaluated at the end
     assert task_forgetting(evals, cfg, "math", "local") == (None, None, None)
+
+
+def test_rate_hand_computed():
+    assert forgetting_rate(0.8, 0.6) == pytest.approx(0.25)
+    assert forgetting_rate(0.5, 0.5) == 0.0
+    assert forgetting_rate(0.4, 0.0) == 1.0
+
+
+def test_improvement_is_negative_forgetting():
+    assert forgetting_rate(0.5, 0.6) == pytest.approx(-0.2)
+
+
+def test_zero_task_accuracy_is_undefined():
+    assert forgetting_rate(0.0, 0.0) is None
+    assert forgetting_rate(0.0, 0.3) is None
+
+
+@pytest.mark.parametrize("acc_task, acc_switch", [(-0.1, 0.5), (1.2, 0.5), (0.5, 1.5), (0.5, -1)])
+def test_out_of_range_is_refused(acc_task, acc_switch):
+    with pytest.raises(ValueError, match="acc_"):
+        forgetting_rate(acc_task, acc_switch)

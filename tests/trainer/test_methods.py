@@ -15,7 +15,7 @@ from dagrpo.errors import UserError
 from trainer.methods.fixed_reward import hierarchical_reward, no_cloud_reward
 from trainer.methods.gapg_filter import budget_filter
 from trainer.methods.grpo_norm import grpo_advantages
-from trainer.methods.gvpo_weights import gvpo_loss, gvpo_weights
+from trainer.methods.gvpo_weights import gvpo_weights
 from trainer.methods.routing import calibrate_threshold, naive_offload, router_offload
 
 # r (eq. 13) and c (eq. 14) of one group: local correct, help + cloud right, format violated,
@@ -43,7 +43,6 @@ def test_grpo_advantages_hand_computed():
 def test_gvpo_weights_hand_computed():
     # r - mean r = [0.5, -0.5]; s - mean s = [1, -1]; beta 0.1 -> [0.4, -0.4]
     assert gvpo_weights([[1.0, 0.0]], [[3.0, 1.0]], 0.1) == pytest.approx(np.array([[0.4, -0.4]]))
-    assert gvpo_loss([[1.0, 0.0]], [[3.0, 1.0]], 0.1) == pytest.approx(0.5 * (0.16 + 0.16))
 
 
 def test_gvpo_weights_give_the_gradient_of_the_squared_loss():
@@ -158,11 +157,9 @@ def test_gapg_applies_the_budget_rule():
     costs = np.array([[1.0, 0.0], [0.0, 0.0]])
     m.begin_step(None, task="science", tau=0.1)  # J = 0.25 > tau; science is QA: assist 0.4
     adv = m.advantages(rewards, costs, 0.5)
-    assert m.kept.tolist() == [False, True]
-    assert adv.tolist() == [[0.0, 0.0], [-0.5, 0.5]]
+    assert adv.tolist() == [[0.0, 0.0], [-0.5, 0.5]]  # group 0 dropped
     m.begin_step(None, task="science", tau=0.5)  # J = 0.25 < tau: asking is encouraged, kept
     adv = m.advantages(rewards, costs, 0.5)
-    assert m.kept.tolist() == [True, True]
     assert adv == pytest.approx(np.array([[0.2, -0.2], [-0.5, 0.5]]))  # assist 0.4 vs 0, centred
 
 
@@ -205,12 +202,10 @@ def test_tiny_gapg_filters_every_prompt_over_budget(tiny_cfg, scripted, tmp_path
     # ratio 0.5 > tau 0.2 and the help requests earn the assistance reward: every group pushes
     # toward offloading, so the budget rule drops all of them and the step changes nothing.
     ctx, metrics = _run(tiny_cfg, scripted, tmp_path, "gapg", [scripted.HELP, scripted.WRONG], "phases.0.steps=1")
-    assert ctx.method.kept.tolist() == [False, False]
     assert all(m["adv_abs_mean"] == 0 for m in metrics)
     assert all(float(b.abs().sum()) == 0 for b in _lora(ctx))
     ctx, metrics = _run(tiny_cfg, scripted, tmp_path / "under", "gapg", [scripted.HELP, scripted.WRONG],
                         "phases.0.tau=0.9", "phases.0.steps=1")  # under budget: the same groups are kept
-    assert ctx.method.kept.tolist() == [True, True]
     assert all(m["adv_abs_mean"] > 0 for m in metrics)
 
 

@@ -17,9 +17,8 @@ Algorithm:
   4. Aggregate whatever has finished into OUT/results.json, OUT/results.md (laid out like the
      paper's table for `kind = "table1"`) and PNG figures; the report says how many runs are done
      (aggregate.py, report.py, figures.py).
-Forgetting rate (collab.metrics.forgetting_rate) = (during - post) / during on the scenario's
-`forgetting_task`, during = end of the phase that trains it, post = end of the last phase
-(trainer/forgetting.py).
+Forgetting rate (trainer/forgetting.py) = (during - post) / during on the scenario's
+`forgetting_task`, during = end of the phase that trains it, post = end of the last phase.
 
 Departures from the paper:
  1. Routers are fitted after the fact on train/val queries of every task seen so far (the

@@ -22,12 +22,11 @@ from trainer.methods.grpo_fixed import GrpoFixed
 class Gapg(GrpoFixed):
     name = "gapg"
     updates_lambda = False
-    kept: np.ndarray | None = None  # (B,) prompts kept by the last budget filter (for logs/tests)
 
     def advantages(self, rewards: np.ndarray, costs: np.ndarray, lam: float) -> np.ndarray:
         r = self.fixed_rewards(rewards, costs)
         adv = r - r.mean(axis=-1, keepdims=True)
-        adv, self.kept = budget_filter(adv, costs, float(np.mean(costs)), self.tau)
+        adv, _ = budget_filter(adv, costs, float(np.mean(costs)), self.tau)
         return adv
 
 

@@ -28,8 +28,3 @@ def gvpo_weights(rewards, logratio, beta: float) -> np.ndarray:
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
     return (r - r.mean(axis=-1, keepdims=True)) - beta * (s - s.mean(axis=-1, keepdims=True))
-
-
-def gvpo_loss(rewards, logratio, beta: float) -> float:
-    """The GVPO objective value 1/2 * sum over groups of the squared weights (for checks)."""
-    return 0.5 * float(np.sum(gvpo_weights(rewards, logratio, beta) ** 2))

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dagrpo.errors import UserError
-from trainer.config import TrainConfig, apply_override, read_toml
+from trainer.config import TrainConfig, _Strict, apply_override, read_toml
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "sim"
 # The four time-varying budgets of paper appendix D.3 (names as in configs/experiments/micro_tau_schedules.toml).
@@ -22,8 +22,7 @@ SCHEDULES = {"up": [0.1, 0.3, 0.5, 0.7], "down": [0.7, 0.5, 0.3, 0.1],
              "mixed_a": [0.1, 0.7, 0.3, 0.5], "mixed_b": [0.5, 0.3, 0.7, 0.1]}
 
 
-class GameConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+class GameConfig(_Strict):
     p_local: list[float] = Field(min_length=1, description="local success probability of each difficulty class")
     weights: list[float] = Field(default_factory=list, description="share of prompts in each class (empty: equal)")
     cloud_accuracy: float = Field(0.97, ge=0, le=1, description="chance the cloud's answer is right (paper 0.97)")
@@ -56,8 +55,7 @@ class GameConfig(BaseModel):
         return [x / sum(w) for x in w]
 
 
-class SimConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SimConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     sim: GameConfig
 
