@@ -11,7 +11,7 @@ from pathlib import Path
 from dagrpo.errors import UserError
 
 BENCH_DIR = Path(__file__).resolve().parent
-NOT_BENCHES = {"__init__", "cli"}
+NOT_BENCHES = {"__init__", "cli", "edge_server"}  # edge_server: what the edge benchmarks share
 
 
 def available() -> dict[str, str]:

@@ -13,36 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import tempfile
-import threading
 import time
 
 import httpx
-import uvicorn
 
+from bench.edge_server import start_agent
 from collab.prompts import build_messages
-from edge_agent.api import create_app
-from llama_runtime.llm import LocalModel
-from edge_agent.settings import EdgeSettings
 
 QUESTION = "A train travels 60 km in 1.5 hours. What is its average speed in km/h?"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(settings: EdgeSettings, model: LocalModel) -> uvicorn.Server:
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, model=model), host="127.0.0.1",
-                                           port=settings.port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return server
 
 
 def main() -> int:
@@ -52,11 +31,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    settings = EdgeSettings(port=_free_port(), threads=args.threads, gateway="",
-                            outbox_path=os.path.join(tempfile.mkdtemp(), "usage.sqlite"))
-    model = LocalModel(settings.model_path, n_ctx=settings.n_ctx, threads=args.threads)
+    settings, model, server = start_agent(args.threads)
     prompt = model.prompt_tokens(build_messages("math", QUESTION))
-    server = _serve(settings, model)
     url = f"http://127.0.0.1:{settings.port}/v1/answer"
     body = {"task": "math", "question": QUESTION,
             "options": {"max_tokens": args.max_tokens, "allow_cloud": False, "temperature": 0.0}}

@@ -19,30 +19,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import urllib.request
 
 import openai
-import uvicorn
 
+from bench.edge_server import free_port, start_agent
 from collab.prompts import build_messages
-from edge_agent.api import create_app
-from edge_agent.settings import EdgeSettings
-from llama_runtime.llm import LocalModel
 
 QUESTION = "A train travels 60 km in 1.5 hours. What is its average speed in km/h? (case {})"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(url: str, proc: subprocess.Popen | None = None, timeout_s: float = 120) -> None:
@@ -86,20 +74,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    settings = EdgeSettings(port=_free_port(), threads=args.threads, gateway="",
-                            outbox_path=os.path.join(tempfile.mkdtemp(), "usage.sqlite"))
-    model = LocalModel(settings.model_path, n_ctx=settings.n_ctx, threads=args.threads)
-    agent = uvicorn.Server(uvicorn.Config(create_app(settings, model=model), host="127.0.0.1",
-                                          port=settings.port, log_level="warning"))
-    threading.Thread(target=agent.run, daemon=True).start()
-    server_port = _free_port()
+    settings, model, agent = start_agent(args.threads)
+    server_port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", settings.model_path, "--host", "127.0.0.1",
          "--port", str(server_port), "--n_ctx", str(settings.n_ctx), "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads),
          "--model_alias", "smollm2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows: dict[str, list[tuple[float, float, int]]] = {}
     try:
-        _wait(f"http://127.0.0.1:{settings.port}/health")
         _wait(f"http://127.0.0.1:{server_port}/v1/models", server)
         to_agent = openai.OpenAI(base_url=f"http://127.0.0.1:{settings.port}/v1", api_key="none")
         to_server = openai.OpenAI(base_url=f"http://127.0.0.1:{server_port}/v1", api_key="none")

@@ -35,27 +35,23 @@ _X32_BIT = 0x40000000  # x86_64 syscall numbers with this bit are the x32 ABI
 CLONE_NEW_ANY = 0x80 | 0x20000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000
 CLONE_NEW_ANY |= 0x40000000
 
-# The new mount API, clone3 and io_uring share numbers on both architectures.
-_COMMON = {"open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
-           "fspick": 433, "mount_setattr": 442, "io_uring_setup": 425}
-ARCHES = {
-    "x86_64": (0xC000003E, {  # AUDIT_ARCH_X86_64
-        "clone": 56, "clone3": 435, "unshare": 272, "setns": 308, "mount": 165, "umount2": 166,
-        "pivot_root": 155, "chroot": 161, "add_key": 248, "request_key": 249, "keyctl": 250,
-        "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "ptrace": 101,
-        "init_module": 175, "finit_module": 313, "delete_module": 176, "kexec_load": 246,
-        "kexec_file_load": 320, "swapon": 167, "swapoff": 168, "reboot": 169, "acct": 163,
-        **_COMMON,
-    }),
-    "aarch64": (0xC00000B7, {  # AUDIT_ARCH_AARCH64
-        "clone": 220, "clone3": 435, "unshare": 97, "setns": 268, "mount": 40, "umount2": 39,
-        "pivot_root": 41, "chroot": 51, "add_key": 217, "request_key": 218, "keyctl": 219,
-        "bpf": 280, "perf_event_open": 241, "userfaultfd": 282, "ptrace": 117,
-        "init_module": 105, "finit_module": 273, "delete_module": 106, "kexec_load": 104,
-        "kexec_file_load": 294, "swapon": 224, "swapoff": 225, "reboot": 142, "acct": 89,
-        **_COMMON,
-    }),
+# The syscalls the filter names, with their numbers on (x86_64, aarch64); the new mount API, clone3
+# and io_uring share theirs.
+_SYSCALLS = {
+    "clone": (56, 220), "clone3": (435, 435), "unshare": (272, 97), "setns": (308, 268),
+    "mount": (165, 40), "umount2": (166, 39), "pivot_root": (155, 41), "chroot": (161, 51),
+    "add_key": (248, 217), "request_key": (249, 218), "keyctl": (250, 219), "bpf": (321, 280),
+    "perf_event_open": (298, 241), "userfaultfd": (323, 282), "ptrace": (101, 117),
+    "init_module": (175, 105), "finit_module": (313, 273), "delete_module": (176, 106),
+    "kexec_load": (246, 104), "kexec_file_load": (320, 294), "swapon": (167, 224),
+    "swapoff": (168, 225), "reboot": (169, 142), "acct": (163, 89), "open_tree": (428, 428),
+    "move_mount": (429, 429), "fsopen": (430, 430), "fsconfig": (431, 431), "fsmount": (432, 432),
+    "fspick": (433, 433), "mount_setattr": (442, 442), "io_uring_setup": (425, 425),
 }
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}  # AUDIT_ARCH_X86_64, AUDIT_ARCH_AARCH64
+# machine -> (audit arch, {syscall name: number})
+ARCHES = {machine: (audit, {name: nrs[i] for name, nrs in _SYSCALLS.items()})
+          for i, (machine, audit) in enumerate(_AUDIT_ARCH.items())}
 
 
 def instruction(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:

@@ -218,30 +218,35 @@ class LocalModel:
         adapter in place. The KV cache is cleared: a cached prompt prefix was computed with the
         old weights.
         """
-        new = None
-        if path is not None:
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"adapter {path!r} does not exist")
-            new = llama_cpp.llama_adapter_lora_init(self._llm._model.model, str(path).encode())
-            if not new:
-                raise ValueError(f"llama.cpp could not load {path!r} as a LoRA adapter for "
-                                 f"{self.model_path}")
-        if new is None:
-            rc = llama_cpp.llama_set_adapters_lora(self._llm._ctx.ctx, None, 0, None)
-        else:
-            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(new)
-            rc = llama_cpp.llama_set_adapters_lora(self._llm._ctx.ctx, adapters, 1,
-                                                   (ctypes.c_float * 1)(scale))
-        if rc != 0:
-            if new is not None:
-                llama_cpp.llama_adapter_lora_free(new)
-            raise RuntimeError(f"llama_set_adapters_lora failed with {rc}")
-        if self._adapter is not None:
-            llama_cpp.llama_adapter_lora_free(self._adapter)
-        self._adapter, self.adapter_path = new, (str(path) if path else None)
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"adapter {path!r} does not exist")
+        self._adapter = _swap_lora(self._llm._model.model, self._llm._ctx.ctx, self._adapter, path, scale,
+                                   self.model_path)
+        self.adapter_path = str(path) if path else None
         self._llm.reset()
         if self._knob is not None:
             self._knob.sampler.set_adapter(self.adapter_path)
+
+
+def _swap_lora(model, ctx, old, path: str | None, scale: float, model_path: str):
+    """Load the LoRA GGUF at `path` (None: no adapter) and make it the only adapter of `ctx`; the old
+    one is freed once the new one is set, the new one if setting it fails. -> the adapter now set."""
+    new = None
+    if path is not None:
+        new = llama_cpp.llama_adapter_lora_init(model, str(path).encode())
+        if not new:
+            raise ValueError(f"llama.cpp could not load {path!r} as a LoRA adapter for {model_path}")
+        rc = llama_cpp.llama_set_adapters_lora(ctx, (llama_cpp.llama_adapter_lora_p_ctypes * 1)(new), 1,
+                                               (ctypes.c_float * 1)(scale))
+    else:
+        rc = llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
+    if rc != 0:
+        if new is not None:
+            llama_cpp.llama_adapter_lora_free(new)
+        raise RuntimeError(f"llama_set_adapters_lora failed with {rc}")
+    if old is not None:
+        llama_cpp.llama_adapter_lora_free(old)
+    return new
 
 
 def _logsumexp(z: np.ndarray) -> float:
@@ -325,22 +330,7 @@ class BatchSampler:
 
     def set_adapter(self, path: str | None, scale: float = 1.0) -> None:
         """Swap the LoRA (None: base model) in the live context, then clear the KV cache."""
-        new = None
-        if path is not None:
-            new = llama_cpp.llama_adapter_lora_init(self._model, str(path).encode())
-            if not new:
-                raise ValueError(f"llama.cpp could not load {path!r} as a LoRA adapter for {self.model_path}")
-            rc = llama_cpp.llama_set_adapters_lora(self._ctx, (llama_cpp.llama_adapter_lora_p_ctypes * 1)(new), 1,
-                                                   (ctypes.c_float * 1)(scale))
-        else:
-            rc = llama_cpp.llama_set_adapters_lora(self._ctx, None, 0, None)
-        if rc != 0:
-            if new is not None:
-                llama_cpp.llama_adapter_lora_free(new)
-            raise RuntimeError(f"llama_set_adapters_lora failed with {rc}")
-        if self._adapter is not None:
-            llama_cpp.llama_adapter_lora_free(self._adapter)
-        self._adapter = new
+        self._adapter = _swap_lora(self._model, self._ctx, self._adapter, path, scale, self.model_path)
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
 
     def _decode(self, tokens: list[tuple[int, int, int, bool]]) -> None:
@@ -373,11 +363,11 @@ class BatchSampler:
         """(n_vocab,) float32 view of the logits of the i-th output of the last decode (no copy)."""
         return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, i), shape=(self.n_vocab,))
 
-    def tokenize(self, text: str) -> list[int]:
-        """`text` as token ids (no BOS, special tokens not parsed)."""
-        buf = (llama_cpp.llama_token * (len(text) + 16))()
-        n = llama_cpp.llama_tokenize(self._vocab, text.encode("utf-8"), len(text.encode("utf-8")), buf, len(buf),
-                                     False, False)
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        """`text` as token ids (no BOS; `special`: special tokens such as <|im_start|> are parsed)."""
+        raw = text.encode("utf-8")
+        buf = (llama_cpp.llama_token * (len(raw) + 16))()  # every token is at least one byte
+        n = llama_cpp.llama_tokenize(self._vocab, raw, len(raw), buf, len(buf), False, special)
         if n < 0:
             raise ValueError(f"could not tokenize {text[:40]!r}")
         return list(buf[:n])
@@ -557,11 +547,8 @@ class KnobDecoder:
         self.sampler.close()
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
-        prompt = self._formatter(messages=messages).prompt
-        buf = (llama_cpp.llama_token * (4 * len(prompt) + 16))()
-        raw = prompt.encode("utf-8")
-        n = llama_cpp.llama_tokenize(self.sampler._vocab, raw, len(raw), buf, len(buf), False, True)
-        return list(buf[:n])
+        """Chat-template rendering of the messages, tokenized (special tokens parsed)."""
+        return self.sampler.tokenize(self._formatter(messages=messages).prompt, special=True)
 
     def _trigger_seen(self, toks: list[int]) -> bool:
         return HELP_TRIGGER in "".join(self.sampler.piece(t) for t in toks[-_TRIGGER_WINDOW:])
