@@ -1,9 +1,9 @@
-"""A run's context: model, optimizer, engine, cloud, method, lambda and counters; set up fresh
-(with the optional format warm-up) or from its checkpoint, and saved back to it.
+"""A run's context (model, optimizer, engine, cloud, method, lambda, counters): setup, resume, save.
 
-A fresh run writes its resolved config.toml and provenance.json; a resumed one restores the
-optimizer, lambda and its controller, the method's state, the data RNG and the counters, and drops
-the metrics and evaluation records written after its last checkpoint.
+A new run runs the optional format warm-up and writes its resolved config.toml and provenance.json;
+a resumed one restores, from its checkpoint, the optimizer, lambda and its controller, the method's
+state, the data RNG and the counters, and drops the metrics and evaluation records written after
+its last checkpoint.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
-"""One DA-GRPO step (Algorithm 1, lines 7-27): rollout, cloud and scores, advantages, policy
-update, dual update, and the step's metrics record (trainer/train.py states the algorithm)."""
+"""One DA-GRPO step (Algorithm 1, lines 7-27), from rollout to the dual update and its metrics record.
+
+rollout -> cloud and scores (`collect`) -> advantages -> policy update -> dual update -> record;
+trainer/train.py states the algorithm and its departures.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Edge tuning with a naive router: edge_only's training; at evaluation a random share tau of the
-queries goes to the cloud (routing.naive_offload), the rest are answered locally."""
+"""Edge tuning with a naive router: edge_only's training, a random share tau offloaded at evaluation.
+
+At evaluation a random share tau of the queries goes to the cloud (routing.naive_offload), the
+rest are answered locally.
+"""
 
 from trainer.methods.edge_only import EdgeOnly
 

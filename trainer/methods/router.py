@@ -1,5 +1,8 @@
-"""Edge tuning with a trained router: edge_only's training; at evaluation a failure classifier on
-the local model's features (router_classifier.py) offloads the share tau it is least sure of."""
+"""Edge tuning with a trained router: edge_only's training, a failure classifier routes at evaluation.
+
+At evaluation a failure classifier on the local model's features (router_classifier.py) offloads
+the share tau it is least sure of.
+"""
 
 from trainer.methods.edge_only import EdgeOnly
 
