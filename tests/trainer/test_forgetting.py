@@ -1,5 +1,7 @@
-"""forgetting_rate = (acc_task - acc_switch) / acc_task (None when acc_task == 0), and a task's
-(during, post, forgetting) from phase-end evaluations, against hand-computed numbers."""
+"""Forgetting against hand-computed numbers: the rate, and a task's (during, post, forgetting) in a run.
+
+forgetting_rate = (acc_task - acc_switch) / acc_task, None (undefined) when acc_task == 0.
+"""
 
 import pytest
 
