@@ -11,25 +11,20 @@ latency and tokens/s, and closes with the overhead ratio agent/raw.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
 
 import httpx
 
-from bench.edge_server import start_agent
+from bench.edge_server import parse_args, start_agent
 from collab.prompts import build_messages
 
 QUESTION = "A train travels 60 km in 1.5 hours. What is its average speed in km/h?"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = parse_args(__doc__, runs=5)
 
     settings, model, server = start_agent(args.threads)
     prompt = model.prompt_tokens(build_messages("math", QUESTION))

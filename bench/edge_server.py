@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import tempfile
@@ -13,6 +14,15 @@ import uvicorn
 from edge_agent.api import create_app
 from edge_agent.settings import EdgeSettings
 from llama_runtime.llm import LocalModel
+
+
+def parse_args(doc: str, runs: int) -> argparse.Namespace:
+    """The edge benchmarks' options: --runs (default `runs`), --max-tokens, --threads."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    return parser.parse_args()
 
 
 def free_port() -> int:

@@ -17,7 +17,6 @@ way (llama.cpp keeps the longest common prefix) and prefills the rest: the usual
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ import urllib.request
 
 import openai
 
-from bench.edge_server import free_port, start_agent
+from bench.edge_server import free_port, parse_args, start_agent
 from collab.prompts import build_messages
 
 QUESTION = "A train travels 60 km in 1.5 hours. What is its average speed in km/h? (case {})"
@@ -68,11 +67,7 @@ def _chat(client: openai.OpenAI, model: str, messages, max_tokens: int, **extra)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = parse_args(__doc__, runs=3)
 
     settings, model, agent = start_agent(args.threads)
     server_port = free_port()
