@@ -12,6 +12,11 @@ _SERVE_FLAGS: dict[str, tuple[type, str]] = {
     "adapter_path": (str, "LoRA adapter to load at start: GGUF, peft dir or training run dir"),
     "gateway": (str, "cloud gateway host:port; empty: no cloud"),
     "api_key": (str, "this device's API key at the gateway"),
+    "gateway_tls": (bool, "TLS to the gateway with the system's CA roots (implied by --gateway-ca)"),
+    "gateway_ca": (str, "PEM CA that signed the gateway's certificate (TLS)"),
+    "gateway_cert": (str, "PEM client certificate (a gateway requiring mutual TLS)"),
+    "gateway_key": (str, "PEM private key of --gateway-cert"),
+    "gateway_insecure": (bool, "allow plaintext to a non-loopback gateway (the key in clear text)"),
     "host": (str, "bind address (default 127.0.0.1)"),
     "port": (int, "REST port (default 8080)"),
     "queue_size": (int, "requests waiting for the model before 503 (default 16)"),
@@ -31,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Serve the edge agent's REST API. Every option can also be set by an "
                     "environment variable EDGE_<OPTION> (e.g. EDGE_GATEWAY=127.0.0.1:50051).")
     for field, (typ, text) in _SERVE_FLAGS.items():
-        serve.add_argument("--" + field.replace("_", "-"), dest=field, type=typ, help=text)
+        kind = {"action": "store_const", "const": True} if typ is bool else {"type": typ}
+        serve.add_argument("--" + field.replace("_", "-"), dest=field, help=text, **kind)
     serve.set_defaults(func=_serve)
 
     add_key = edge_sub.add_parser(
@@ -81,7 +87,7 @@ def _settings(args: argparse.Namespace):
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"edge setting {field!r}: {err['msg']}") from None
+        raise UserError(f"edge setting {field!r}: {err['msg']}" if field else f"edge settings: {err['msg']}") from None
 
 
 def _serve(args: argparse.Namespace) -> int:
