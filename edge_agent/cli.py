@@ -59,7 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="override a trainer config value (repeatable)")
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--gateway", required=True, help="cloud gateway host:port")
-    train.add_argument("--api-key", required=True, help="this device's gateway API key")
+    train.add_argument("--api-key-file", default="", help="file holding this device's gateway API key "
+                       "(default: env EDGE_API_KEY, else DAGRPO_GATEWAY_KEY)")
+    train.add_argument("--api-key", default="", help="the key itself (visible to `ps`: prefer --api-key-file)")
+    for field in ("gateway_tls", "gateway_ca", "gateway_cert", "gateway_key", "gateway_insecure"):
+        typ, text = _SERVE_FLAGS[field]
+        kind = {"action": "store_true"} if typ is bool else {"default": ""}
+        train.add_argument("--" + field.replace("_", "-"), dest=field, help=text, **kind)
     train.add_argument("--agent", default="http://127.0.0.1:8080",
                        help="running edge agent to hot-swap into ('' to skip)")
     train.add_argument("--base", help="base GGUF the agent serves (default: SmolLM2)")
@@ -114,12 +120,17 @@ def _add_key(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     import json
+    import os
 
     from dagrpo.edge_train import edge_train
     from edge_agent.settings import default_model_path
 
-    result = edge_train(args.config, args.set, args.out, gateway=args.gateway,
-                        api_key=args.api_key, agent=args.agent or None,
+    gateway = {"address": args.gateway, "api_key_file": args.api_key_file, "tls": args.gateway_tls,
+               "tls_ca": args.gateway_ca, "tls_cert": args.gateway_cert, "tls_key": args.gateway_key,
+               "insecure": args.gateway_insecure}
+    api_key = "" if args.api_key_file else args.api_key or os.environ.get("EDGE_API_KEY", "")
+    result = edge_train(args.config, args.set, args.out, gateway=gateway,
+                        api_key=api_key, agent=args.agent or None,
                         base_gguf=args.base or default_model_path(), max_steps=args.max_steps)
     print(json.dumps(result, indent=2))
     return 0
