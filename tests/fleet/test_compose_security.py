@@ -127,7 +127,8 @@ def test_the_cloud_llm_servers_require_the_key(compose):
     assert "/run/secrets/cloud-llm-key" in (ROOT / "deploy/Dockerfile.cloud-llm").read_text()
     assert "Bearer" in " ".join(services["cloud-llm"]["healthcheck"]["test"])
     gpu = services["cloud-llm-gpu"]
-    assert secret_names(gpu) == ["cloud-llm-key"] and "VLLM_API_KEY=$$(cat /run/secrets/cloud-llm-key)" in gpu["entrypoint"][2]
+    assert secret_names(gpu) == ["cloud-llm-key"]
+    assert "VLLM_API_KEY=$$(cat /run/secrets/cloud-llm-key)" in gpu["entrypoint"][2]
 
 
 def test_generated_override_gives_each_new_edge_its_own_key(compose, tmp_path):
@@ -170,8 +171,8 @@ def test_edge_entrypoint_hands_its_one_key_to_the_agent_or_refuses(tmp_path):
     (bin_dir / "dagrpo").chmod(0o755)
     key = tmp_path / "device-key"
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "EDGE_API_KEY_FILE": str(key)}
-    run = lambda: subprocess.run(["sh", str(ROOT / "deploy/edge-entrypoint.sh"), "--port", "8080"], env=env,  # noqa: E731
-                                 capture_output=True, text=True)
+    entry = ["sh", str(ROOT / "deploy/edge-entrypoint.sh"), "--port", "8080"]
+    run = lambda: subprocess.run(entry, env=env, capture_output=True, text=True)  # noqa: E731
     missing = run()
     assert missing.returncode == 1 and "no device key" in missing.stderr
     key.write_text("dgk_one\n")
