@@ -14,8 +14,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import grpc
+if TYPE_CHECKING:
+    import grpc
 
 
 class InsecureChannel(ValueError):
@@ -79,6 +81,8 @@ class ClientTLS:
         return cls(ca, cert, key) if tls or ca or cert or key else None
 
     def credentials(self) -> grpc.ChannelCredentials:
+        import grpc
+
         return grpc.ssl_channel_credentials(
             root_certificates=_read(self.ca, "CA") if self.ca else None,
             private_key=_read(self.key, "client key") if self.key else None,
@@ -87,6 +91,8 @@ class ClientTLS:
 
 def open_channel(address: str, tls: ClientTLS | None, insecure: bool = False, options=None) -> grpc.Channel:
     """A TLS channel with `tls`; else plaintext, which off loopback needs `insecure`."""
+    import grpc  # here, so that settings validation (is_loopback) stays light
+
     if tls is not None:
         return grpc.secure_channel(address, tls.credentials(), options=options)
     refusal = plaintext_refusal(address, "to", "--insecure (insecure=True)")
