@@ -167,3 +167,33 @@ def test_batch_reward_on_a_dataproto_through_the_gateway(gateway, keys, tmp_path
 
     with pytest.raises(ValueError, match="verl runs step 5, the lambda state is at step 1"):
         reward(*_rollout(protocol, tok, ex_rows, texts, uids, {"global_steps": 5}))
+
+
+@needs_verl
+def test_the_rollout_manager_scores_what_verl_rolled_out(monkeypatch, tmp_path):
+    """Called the way RayPPOTrainer calls it (synchronously, through verl's auto_await): verl's own
+    rollout (here a stand-in for the Ray workers and vLLM) and then the batch reward on its output."""
+    from omegaconf import OmegaConf
+    from verl import protocol
+    from verl.experimental.agent_loop import AgentLoopManager
+
+    from integrations.verl import agent_loop
+    from integrations.verl.reward_manager import DagrpoBatchReward
+
+    _, _, ex_rows, texts, uids, _ = batch()
+    tok = WordTokenizer(texts)
+    rolled, prompts = _rollout(protocol, tok, ex_rows, texts, uids, {"global_steps": 1})
+
+    async def verl_rollout(self, p):
+        assert p is prompts
+        return rolled
+
+    monkeypatch.setattr(AgentLoopManager, "generate_sequences", verl_rollout)
+    manager = object.__new__(agent_loop.DagrpoAgentLoopManager)  # no Ray workers, no model
+    manager.dagrpo = DagrpoBatchReward(tok, {"state_dir": str(tmp_path / "s"), "tau": 0.1,
+                                             "cloud": {"backend": "reference", "accuracy": 1.0}})
+    out = manager.generate_sequences(prompts)
+    assert out is rolled and out.batch["rm_scores"].abs().sum() > 0 and manager.dagrpo.loop.step == 1
+
+    with pytest.raises(ValueError, match="trainer.use_v1=false"):
+        agent_loop.batch_reward(OmegaConf.create({"trainer": {"use_v1": True}}))
