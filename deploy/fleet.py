@@ -42,6 +42,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -393,9 +394,10 @@ def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-async def load_phase(fleet: Fleet) -> tuple[float, bool]:
-    """Run the load with the live view; SIGINT/SIGTERM end it early. Returns the seconds from
-    the first request to the last reply (sending + drain), and whether it was interrupted."""
+async def load_phase(fleet: Fleet, early_stop: threading.Event | None = None) -> tuple[float, bool]:
+    """Run the load with the live view; SIGINT/SIGTERM end it early (also one that came before the
+    loop's handlers were in place: `early_stop`). Returns the seconds from the first request to the
+    last reply (sending + drain), and whether it was interrupted."""
     from rich.console import Console
     from rich.live import Live
 
@@ -406,6 +408,8 @@ async def load_phase(fleet: Fleet) -> tuple[float, bool]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if early_stop is not None and early_stop.is_set():
+        stop.set()
     start = time.monotonic()
     console = Console() if sys.stdout.isatty() else Console(width=120)  # logs: no 80-col wrap
     load = asyncio.create_task(run_load(fleet.agents, bodies, cfg.rate, cfg.duration_s,
@@ -458,9 +462,15 @@ def run_fleet(cfg: FleetConfig) -> dict:
         admin = AdminClient(fleet.gateway_address, admin_key, tls=client_tls(fleet.certs, ADMIN))
         configure_budgets(admin, cfg, devices)
         start_agents(fleet, keys)
+        # From here a Ctrl-C ends the load (not the run): it still settles and writes the summary.
+        early_stop = threading.Event()
+        previous_int = signal.signal(signal.SIGINT, lambda *_: early_stop.set())
         _write_json(cfg.out_dir / "prometheus-targets.json", prometheus_targets(fleet))
         started_at = time.time()
-        wall_s, interrupted = asyncio.run(load_phase(fleet))
+        try:
+            wall_s, interrupted = asyncio.run(load_phase(fleet, early_stop))
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
         settle(fleet)
         settled_at = time.time()
         totals = gateway_totals(admin, devices, cfg.tasks)
