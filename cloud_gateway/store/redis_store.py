@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from redis.connection import parse_url
@@ -25,14 +27,17 @@ from cloud_gateway.store.resp import ConnectionLost, PipelinedConnection, ReplyE
 
 LUA = (Path(__file__).parent / "budget.lua").read_text()
 LUA_SHA = hashlib.sha1(LUA.encode()).hexdigest()
-UNAVAILABLE_REPLIES = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN")
+# OOM: Redis at `maxmemory` under `noeviction` refuses writes (docs/gateway.md): nothing was counted
+UNAVAILABLE_REPLIES = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "OOM")
 # Create a policy hash only if the task has none, in one step (an admin's change is never lost).
 SEED_LUA = "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end"
 
 
 class RedisStore:
-    def __init__(self, url: str, idempotency_ttl_s: float = 86400.0):
+    def __init__(self, url: str, limits: b.Limits, idempotency_ttl_s: float = 86400.0,
+                 clock: Callable[[], float] = time.time):
         self.url = url
+        self.limits, self.clock = limits, clock
         self.ttl = max(1, math.ceil(idempotency_ttl_s))  # EX takes whole seconds
         self._conn = _connection(url)
 
@@ -68,7 +73,7 @@ class RedisStore:
     async def _call(self, device, task, key, op, subject, scope, *args) -> Snapshot:
         try:
             replayed, answer = await self._eval(_pk(task), _ck(device, task), _ik(device, key), scope,
-                                                op, task, self.ttl, subject, *args)
+                                                op, task, self.ttl, subject, *self._bounds(), *args)
         except ReplyError as exc:
             if "UNKNOWN_TASK" in str(exc):
                 raise UnknownTask(task) from None
@@ -82,8 +87,15 @@ class RedisStore:
     async def complete(self, device, task, key, done: Completion) -> Completion:
         tokens = done.prompt_tokens + done.completion_tokens
         replayed, record = await self._eval(_pk(task), _ck(device, task), _ik(device, "done:" + key),
-                                            _sk(device, ""), "complete", task, self.ttl, "", done.to_json(), tokens)
+                                            _sk(device, ""), "complete", task, self.ttl, "", *self._bounds(),
+                                            done.to_json(), tokens)
         return Completion.from_json(record, replayed=True) if replayed else done
+
+    def _bounds(self) -> tuple[int, int, int, int, int]:
+        """budget.lua's ARGV[5..9]: the clock (ms) and the limits."""
+        lim = self.limits
+        return (int(self.clock() * 1000), lim.responses_rate, lim.responses_burst, lim.assists_rate,
+                lim.assists_burst)
 
     async def _eval(self, *keys_and_args):
         """budget.lua by its SHA (4 keys); loads the script if Redis lacks it (a restart empties the

@@ -102,6 +102,16 @@ def gateway(settings):
         yield gw
 
 
+@pytest.fixture
+def wide_limits(monkeypatch):
+    """Per-device limits out of the way for gateway processes started after it: load tests drive
+    one device key from dozens of clients back to back, far over what one real device sends
+    (test_trust.py tests the limits)."""
+    for name in ("RPC_PER_S", "RPC_BURST", "RESPONSES_PER_S", "RESPONSES_BURST", "ASSISTS_PER_S", "ASSISTS_BURST"):
+        monkeypatch.setenv(f"GATEWAY_LIMITS__{name}", "1000000")
+    monkeypatch.setenv("GATEWAY_LIMITS__RPC_CONCURRENT", "1000")
+
+
 @dataclass
 class GatewayProcess:
     """`dagrpo gateway serve` as a subprocess on a fixed loopback port (so it can be restarted)."""
