@@ -143,9 +143,9 @@ class Gateway:
             self.metrics.assists.labels(task, "throttled" if throttled else "refused").inc()
             if not s.replayed and not throttled:
                 self.metrics.denials.labels(task).inc()
-            if not s.replayed and throttled:
-                log.info("cloud-call limit: device %s refused an Assist on %s (%d throttled so far)", device, task,
-                         s.counters.throttled)
+            if not s.replayed and throttled and _power_of_two(s.counters.throttled):
+                log.warning("cloud-call limit: device %s refused an Assist on %s (%d throttled so far)", device,
+                            task, s.counters.throttled)
             raise Refused(s)
         return request, s
 
@@ -168,6 +168,7 @@ class Gateway:
             if believed < responses:
                 self.metrics.flagged.labels(task).inc()
                 self.metrics.excess.labels(task).inc(responses - believed)
+            if believed < responses and _power_of_two(s.counters.flagged):  # a flood logs log2(n) lines
                 log.warning("implausible claim: device %s reported %d responses on %s (report %s); %d believed "
                             "(claim limit), %d flagged reports so far", device, responses, task, key, believed,
                             s.counters.flagged)
@@ -262,6 +263,10 @@ async def _backend_stream(backend: CloudBackend, request: AssistInput,
     done = await backend.complete(request, timeout_s)
     yield done.completion
     yield done
+
+
+def _power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
 
 
 def _need_admin(who: Principal) -> None:

@@ -149,12 +149,12 @@ class GatewayServer:
             self._metrics_http.server_close()
 
     async def serve_forever(self) -> None:
-        await self.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload_keys)
+        await self.start()
         await stop.wait()
         log.info("shutting down: draining in-flight calls (grace %.1f s)", self.settings.grace_s)
         await self.stop()
@@ -206,6 +206,7 @@ def serve_workers(settings: GatewaySettings) -> None:
 
 
 def _worker(values: dict, index: int, log_level: int) -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a SIGHUP forwarded while starting must not kill it
     logging.basicConfig(level=log_level, format=LOG_FORMAT, force=True)
     settings = GatewaySettings(**values)
     if settings.metrics_port > 0:

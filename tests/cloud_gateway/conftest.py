@@ -34,7 +34,9 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--save", "", "--appendonly", "yes", "--appendfsync", self.fsync, "--protected-mode", "no"],
+             "--save", "", "--appendonly", "yes", "--appendfsync", self.fsync, "--protected-mode", "no",
+             # as docs/gateway.md says to run it: bounded, and never evicting a budget counter
+             "--maxmemory", "256mb", "--maxmemory-policy", "noeviction"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
