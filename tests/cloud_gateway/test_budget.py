@@ -259,7 +259,7 @@ def test_rpc_token_bucket_of_the_limiter():
     assert take(0.0, 0.0, 10.0, 2.0, 3) == (True, 2.0)  # capped at 3 before the take
     assert take(0.2, 1.0, 0.5, 2.0, 3) == (False, 0.2)  # a clock behind adds nothing
     now = [0.0]
-    lim = DeviceLimiter(per_s=1.0, burst=2, concurrent=1, clock=lambda: now[0])
+    lim = DeviceLimiter(per_s=1.0, burst=1, concurrent=1, clock=lambda: now[0])
     with lim.admit("d1", False):
         with pytest.raises(Throttled, match="in flight"):
             with lim.admit("d1", False):
