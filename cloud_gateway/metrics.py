@@ -44,7 +44,7 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.assists = Counter("gateway_assists_total", "Assist calls by outcome (allowed, refused, "
+        self.assists = Counter("gateway_assists_total", "Assist calls by outcome (allowed, refused, throttled, "
                                "replayed, error)", ["task", "outcome"], registry=r)
         self.responses = Counter("gateway_responses_total", "Responses reported", ["task"], registry=r)
         self.help_requests = Counter("gateway_help_requests_total", "Help requests of reported responses, as "
