@@ -28,9 +28,8 @@ from dataclasses import dataclass
 
 from collab import budget as b
 from cloud_gateway.auth import Principal
-from cloud_gateway.backends.base import AssistInput, CloudBackend
+from cloud_gateway.backends.base import AssistInput, BackendUnavailable, CloudBackend
 from cloud_gateway.metrics import GatewayMetrics
-from cloud_gateway.backends.base import BackendUnavailable
 from cloud_gateway.store.base import NAME_RE, Completion, Snapshot, Store, UnknownTask, subject_digest
 
 log = logging.getLogger("cloud_gateway")
@@ -236,7 +235,7 @@ class Gateway:
 
     def _check_completion(self, chars: int, request: AssistInput) -> None:
         if chars > self.max_completion_chars:
-            log.error("cloud model answered %s/%s with more than %d characters: not served, not stored",
+            log.error("cloud model answered %s/%s with more than %d characters: stopped, not stored",
                       request.device, request.idempotency_key, self.max_completion_chars)
             raise BackendUnavailable(f"completion over max_completion_chars ({self.max_completion_chars})")
 

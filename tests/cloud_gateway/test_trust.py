@@ -183,6 +183,15 @@ def test_fields_and_messages_are_capped(store, request, tmp_path, keys):
         assert code == grpc.StatusCode.INVALID_ARGUMENT  # max_prompt_chars, unchanged
 
 
+def test_an_oversized_cloud_completion_is_neither_served_nor_stored(tmp_path, keys, request):
+    with Running(make_settings(tmp_path, keys, "sqlite", request, max_completion_chars=10)) as run:
+        for stub in (run.device.Assist, lambda *a, **kw: list(run.device.AssistStream(*a, **kw))):
+            code, msg = code_of(stub, assist_req("k1"), keys.d1)
+            assert code == grpc.StatusCode.UNAVAILABLE and "cloud model" in msg
+        t = run.device.GetBudget(pb.GetBudgetRequest(task="math"), metadata=md(keys.d1), timeout=10).telemetry
+    assert (t.cloud_calls, t.tokens) == (1, 0)  # decided once (the retry replays it), no completion counted
+
+
 def stored_text(store, request, tmp_path) -> bytes:
     if store == "sqlite":
         with sqlite3.connect(tmp_path / "trust.db") as db:
