@@ -163,7 +163,8 @@ def redis_ceiling(port: int, requests: int) -> dict[str, float]:
     and report with 16 commands pipelined per connection (what the gateway's auto-pipelining can reach)."""
     sha = hashlib.sha1(LUA.read_bytes()).hexdigest()
     subprocess.run(["redis-cli", "-p", str(port), "SCRIPT", "LOAD", LUA.read_text()], check=True, capture_output=True)
-    keys = ["4", "gw:p:math", "gw:c:bench-rb:math", "gw:i:bench-rb:__rand_int__", "gw:s:bench-rb:__rand_int__"]
+    keys = ["4", "gw:{0}:p:math", "gw:{0}:c:bench-rb:math", "gw:{0}:i:bench-rb:__rand_int__",
+            "gw:{0}:s:bench-rb:__rand_int__"]  # redis_store.py's layout on one Redis
     bounds = [str(int(time.time() * 1000)), "1000000000", "1000000", "1000000000", "1000000"]  # now, wide limits
     runs = {
         "lua report": ["EVALSHA", sha, *keys, "report", "math", "86400", "", *bounds, "8", "0", "0"],

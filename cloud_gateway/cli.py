@@ -28,7 +28,8 @@ def register(subparsers) -> None:
     s.add_argument("--workers", type=int, help="gateway processes sharing the gRPC port (default 1; >1 needs "
                    "--redis-url)")
     s.add_argument("--keys-file", type=Path, help="device/admin key hashes (default gateway-keys.toml)")
-    s.add_argument("--redis-url", help="use Redis (redis://host:port/db) instead of SQLite")
+    s.add_argument("--redis-url", help="use Redis (redis://host:port/db, or a Redis Cluster: "
+                   "redis+cluster://host:port[,host:port...]) instead of SQLite")
     s.add_argument("--sqlite-path", type=Path, help="SQLite store file (default gateway.db)")
     s.add_argument("--backend", choices=("reference", "openai"), help="cloud model backend")
     s.add_argument("--log-level", default="INFO", help="logging level (default INFO)")

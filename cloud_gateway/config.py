@@ -69,7 +69,8 @@ class GatewaySettings(BaseSettings):
                          ">1 needs redis_url and a fixed port")
     metrics_port: int = Field(9464, ge=-1, le=65535, description="Prometheus /metrics port (0: free one, -1: off)")
     keys_file: Path = Field(Path("gateway-keys.toml"), description="device and admin key hashes")
-    redis_url: str = Field("", description="redis://host:port/db; empty: the embedded SQLite store")
+    redis_url: str = Field("", description="redis://host:port/db, or redis+cluster://host:port[,...] for a Redis "
+                           "Cluster; empty: the embedded SQLite store")
     sqlite_path: Path = Field(Path("gateway.db"), description="SQLite store file when redis_url is empty")
     idempotency_ttl_s: float = Field(86400.0, gt=0, description="how long a retry gets the same answer")
 

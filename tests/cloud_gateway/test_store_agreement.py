@@ -121,12 +121,15 @@ def test_sqlite_agrees_with_pure(tmp_path):
 
 
 @pytest.mark.integration
-def test_redis_lua_agrees_with_pure(redis_server):
+@pytest.mark.parametrize("server", ["redis_server", "redis_cluster"])
+def test_redis_lua_agrees_with_pure(server, request):
     from cloud_gateway.store.redis_store import RedisStore
+
+    url = request.getfixturevalue(server).url
 
     async def go():
         clock = Clock()
-        store = RedisStore(redis_server.url, LIMITS, clock=clock)
+        store = RedisStore(url, LIMITS, clock=clock)
         try:
             return await run_store(store, clock)
         finally:
@@ -135,11 +138,12 @@ def test_redis_lua_agrees_with_pure(redis_server):
     assert asyncio.run(go()) == run_pure()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.integration),
+                        pytest.param("redis-cluster", marks=pytest.mark.integration)])
 def store_factory(request, tmp_path):
     if request.param == "sqlite":
         return lambda: SqliteStore(tmp_path / "b.db", WIDE)
-    server = request.getfixturevalue("redis_server")
+    server = request.getfixturevalue("redis_cluster" if request.param == "redis-cluster" else "redis_server")
     from cloud_gateway.store.redis_store import RedisStore
 
     return lambda: RedisStore(server.url, WIDE)

@@ -200,7 +200,7 @@ def stored_text(store, request, tmp_path) -> bytes:
 
     r = redis.Redis.from_url(request.getfixturevalue("redis_server").url)
     try:
-        return b"".join(r.get(k) or b"" for k in r.scan_iter("gw:i:*"))
+        return b"".join(r.get(k) or b"" for k in r.scan_iter("gw:*:i:*"))
     finally:
         r.close()
 
