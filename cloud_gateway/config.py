@@ -64,6 +64,12 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid")
 
     host: str = Field("127.0.0.1", description="gRPC listen address")
+    tls_cert: Path | None = Field(None, description="PEM certificate chain of the gateway (TLS on when set)")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+    tls_client_ca: Path | None = Field(None, description="PEM CA of client certificates: set, every "
+                                       "client must present one it signed (mutual TLS)")
+    allow_insecure: bool = Field(False, description="serve plaintext on a non-loopback host (keys in "
+                                 "clear text: only on a network you trust)")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port (0: pick a free one)")
     workers: int = Field(1, ge=1, le=64, description="gateway processes sharing the port (SO_REUSEPORT); "
                          ">1 needs redis_url and a fixed port")
@@ -119,6 +125,23 @@ class GatewaySettings(BaseSettings):
         if self.max_message_bytes < need:
             raise ValueError(f"max_message_bytes ({self.max_message_bytes}) cannot hold a prompt of "
                              f"max_prompt_chars={self.max_prompt_chars}: give at least {need}")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_or_loopback(self) -> GatewaySettings:
+        from collab.channel import plaintext_refusal
+
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        for name in ("tls_cert", "tls_key", "tls_client_ca"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: file not found: {path}")
+        refusal = plaintext_refusal(self.host, "on", "--insecure (allow_insecure)")
+        if self.tls_cert is None and refusal and not self.allow_insecure:
+            raise ValueError(refusal)
         return self
 
     @model_validator(mode="after")

@@ -77,6 +77,29 @@ def initial_policies(settings: GatewaySettings) -> dict:
     return policies
 
 
+def server_credentials(settings: GatewaySettings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the PEM files; with `tls_client_ca`, client certificates are required."""
+    s = settings
+    if s.tls_cert is None:
+        return None
+    ca = s.tls_client_ca.read_bytes() if s.tls_client_ca else None
+    return grpc.ssl_server_credentials([(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
+                                       root_certificates=ca, require_client_auth=ca is not None)
+
+
+def transport(settings: GatewaySettings) -> str:
+    if settings.tls_cert is None:
+        return "plaintext"
+    return "mutual TLS" if settings.tls_client_ca else "TLS"
+
+
+def bind(server: grpc.aio.Server, settings: GatewaySettings) -> int:
+    """Add the listening port (TLS when configured; plaintext off loopback was refused at load)."""
+    address = f"{settings.host}:{settings.port}"
+    creds = server_credentials(settings)
+    return server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
+
+
 class GatewayServer:
     """One gateway process: `await start()` returns the bound port; `await stop()` drains."""
 
@@ -108,7 +131,7 @@ class GatewayServer:
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
-        self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
+        self.port = bind(self.server, s)
         if self.port == 0:
             raise OSError(f"cannot bind gRPC to {s.host}:{s.port}")
         await self.server.start()
@@ -118,7 +141,7 @@ class GatewayServer:
             self._metrics_http, _ = start_http_server(s.metrics_port, s.host, registry=self.metrics.registry)
             self.metrics_port = self._metrics_http.server_port
         self._keys_watch = asyncio.create_task(self._watch_keys())
-        log.info("gateway on %s:%d (store %s, backend %s, metrics port %s)", s.host, self.port,
+        log.info("gateway on %s:%d (%s, store %s, backend %s, metrics port %s)", s.host, self.port, transport(s),
                  "redis" if s.redis_url else f"sqlite {s.sqlite_path}", self.backend.name, self.metrics_port)
         return self.port
 

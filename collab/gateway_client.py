@@ -10,6 +10,9 @@ they are bugs or misconfiguration, not weather. No redis, no torch here.
 
 `assist_stream` (AssistStream) retries the same way until the first message arrives; a stream
 that breaks after that is `CloudUnavailable` (the part already yielded cannot be taken back).
+
+Both clients speak TLS (mutual TLS with a client certificate) when given a `ClientTLS`, and
+refuse plaintext to a non-loopback gateway unless `insecure=True` (`collab.channel`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Iterator
 
 import grpc
 
+from collab.channel import ClientTLS, open_channel
 from collab.cloud import CloudRefused, CloudReply, CloudUnavailable, Telemetry
 from collab.tasks.base import Example
 from collab.v1 import gateway_pb2 as pb
@@ -42,14 +46,15 @@ def to_telemetry(t: pb.Telemetry) -> Telemetry:
 
 class GatewayCloud:
     def __init__(self, address: str, api_key: str, *, timeout_s: float = 30.0, retries: int = 3,
-                 backoff_s: float = 0.1, key_prefix: str = ""):
+                 backoff_s: float = 0.1, key_prefix: str = "", tls: ClientTLS | None = None,
+                 insecure: bool = False):
         """`key_prefix` goes in front of every idempotency key (Assist, its report_key, ReportUsage):
         the trainer passes its run id, so two runs of one device key never replay each other's
         `train/<step>/...` keys, and a resumed run replays its own."""
         self.address, self.timeout_s, self.retries, self.backoff_s = address, timeout_s, retries, backoff_s
         self.key_prefix = key_prefix
         self._metadata = (("authorization", f"Bearer {api_key}"),)
-        self._channel = grpc.insecure_channel(address)
+        self._channel = open_channel(address, tls, insecure)
         self.stub = pb_grpc.CloudGatewayStub(self._channel)
 
     def assist(self, example: Example, messages: list[dict[str, str]], *, idempotency_key: str,
@@ -151,9 +156,10 @@ def _trailer_telemetry(exc: grpc.RpcError) -> Telemetry | None:
 class AdminClient:
     """The admin RPCs (`dagrpo gateway set-tau | budgets | reset`)."""
 
-    def __init__(self, address: str, admin_key: str, *, timeout_s: float = 10.0):
+    def __init__(self, address: str, admin_key: str, *, timeout_s: float = 10.0,
+                 tls: ClientTLS | None = None, insecure: bool = False):
         self._metadata = (("authorization", f"Bearer {admin_key}"),)
-        self._channel = grpc.insecure_channel(address)
+        self._channel = open_channel(address, tls, insecure)
         self.stub = pb_grpc.GatewayAdminStub(self._channel)
         self.timeout_s = timeout_s
 
@@ -174,3 +180,9 @@ class AdminClient:
 
     def close(self) -> None:
         self._channel.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
