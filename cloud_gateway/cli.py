@@ -1,4 +1,4 @@
-"""`dagrpo gateway ...`: serve, add-device, make-certs, and the admin commands set-tau / budgets / reset.
+"""`dagrpo gateway ...`: serve, add-device, revoke, make-certs, and the admin commands set-tau / budgets / reset.
 
 Light module: argparse only at import; grpc, redis and the server load inside the commands.
 """
@@ -57,6 +57,12 @@ def register(subparsers) -> None:
     a.add_argument("--keys-file", type=Path, default=Path("gateway-keys.toml"), help="keys file to update")
     a.add_argument("--admin", action="store_true", help="create an admin key instead of a device key")
     a.set_defaults(func=_add_device)
+
+    v = sub.add_parser("revoke", help="remove a device's (or admin's) key; a running gateway drops it within "
+                       "keys_poll_s (or at once on SIGHUP)")
+    v.add_argument("name")
+    v.add_argument("--keys-file", type=Path, default=Path("gateway-keys.toml"), help="keys file to update")
+    v.set_defaults(func=_revoke)
 
     t = sub.add_parser("set-tau", help="set a task's tau (a value or a schedule), mode and burst")
     t.add_argument("task")
@@ -134,6 +140,19 @@ def _add_device(args) -> int:
     return 0
 
 
+def _revoke(args) -> int:
+    from cloud_gateway.auth import revoke_key
+
+    try:
+        found = revoke_key(args.keys_file, args.name)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    if not found:
+        raise UserError(f"{args.name!r} has no key in {args.keys_file}")
+    print(f"revoked {args.name}: a running gateway drops the key at its next keys-file check (or on SIGHUP)")
+    return 0
+
+
 def _make_certs(args) -> int:
     from cloud_gateway.certs import make_certs
 
@@ -199,13 +218,17 @@ def _budgets(args) -> int:
     resp = _rpc(lambda: client.budgets(args.device, args.task))
     for p in resp.policies:
         print(_policy_line(p))
-    # help: the gateway's count (Assist traffic); reported: the device's; mismatch: reports that disagreed
+    # help: the gateway's count (Assist traffic); reported: the device's; mismatch: reports that disagreed;
+    # flagged: reports that claimed more responses than the claim limit (excess: those not believed);
+    # throttled: Assist calls over the cloud-call limit
     print(f"{'device':<16} {'task':<12} {'mode':<8} {'tau':>5} {'resp':>8} {'help':>7} {'reported':>8} "
-          f"{'mismatch':>8} {'calls':>7} {'denied':>6} {'tokens':>9} {'window':>7} {'life':>6} {'credit':>7}")
+          f"{'mismatch':>8} {'calls':>7} {'denied':>6} {'tokens':>9} {'window':>7} {'life':>6} {'credit':>7} "
+          f"{'flagged':>7} {'excess':>9} {'throttled':>9}")
     for t in resp.budgets:
         print(f"{t.device:<16} {t.task:<12} {MODE_NAMES.get(t.mode, '?'):<8} {t.tau:>5.2f} {t.responses:>8} "
               f"{t.help_requests:>7} {t.reported_help_requests:>8} {t.mismatches:>8} {t.cloud_calls:>7} "
-              f"{t.denials:>6} {t.tokens:>9} {t.window_ratio:>7.3f} {t.lifetime_ratio:>6.3f} {t.credit:>7.2f}")
+              f"{t.denials:>6} {t.tokens:>9} {t.window_ratio:>7.3f} {t.lifetime_ratio:>6.3f} {t.credit:>7.2f} "
+              f"{t.flagged_reports:>7} {t.excess_responses:>9} {t.throttled:>9}")
     return 0
 
 

@@ -40,6 +40,26 @@ class TaskBudget(BaseModel):
                         b.to_ppm(self.burst), self.window_responses)
 
 
+class DeviceLimits(BaseModel):
+    """What one device key can claim and use, whatever it reports (docs/security.md). The first
+    four are per (device, task), in the store, shared by every gateway process; the rpc_* ones
+    are per device in each gateway process."""
+
+    responses_per_s: float = Field(100.0, ge=0.001, description="reported responses believed per second, "
+                                   "sustained; beyond: not counted, the report flagged")
+    responses_burst: int = Field(4096, ge=1, le=b.MAX_BURST, description="reported responses believed at once")
+    assists_per_s: float = Field(20.0, ge=0.001, description="Assist grants per second, sustained (both modes)")
+    assists_burst: int = Field(256, ge=1, le=b.MAX_BURST, description="Assist grants at once")
+    rpc_per_s: float = Field(200.0, gt=0, description="RPCs per second per device and gateway process "
+                             "(token bucket); beyond: RESOURCE_EXHAUSTED")
+    rpc_burst: int = Field(400, ge=1, description="RPCs at once per device and gateway process")
+    rpc_concurrent: int = Field(64, ge=1, description="RPCs in flight per device and gateway process")
+
+    def store_limits(self) -> b.Limits:
+        return b.Limits(b.per_ms_ppm(self.responses_per_s), self.responses_burst,
+                        b.per_ms_ppm(self.assists_per_s), self.assists_burst)
+
+
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid")
 
@@ -73,6 +93,17 @@ class GatewaySettings(BaseSettings):
     openai_temperature: float = Field(0.0, ge=0.0, le=2.0)
 
     max_prompt_chars: int = Field(32768, ge=1, description="longer prompts are refused (INVALID_ARGUMENT)")
+    max_messages: int = Field(64, ge=1, description="chat messages per Assist")
+    max_example_id_chars: int = Field(256, ge=1, description="longer example ids are refused")
+    max_completion_chars: int = Field(262144, ge=1, description="a longer cloud completion is an error "
+                                      "(UNAVAILABLE), never stored")
+    max_message_bytes: int = Field(262144, ge=4096, description="gRPC request size cap (bytes); must hold "
+                                   "a prompt of max_prompt_chars in UTF-8")
+    max_concurrent_rpcs: int = Field(1024, ge=1, description="RPCs in flight per gateway process; beyond: "
+                                     "RESOURCE_EXHAUSTED")
+    limits: DeviceLimits = Field(default_factory=DeviceLimits, description="per-device claim, call and RPC limits")
+    keys_poll_s: float = Field(2.0, gt=0, description="how often the keys file is checked for changes "
+                               "(also reloaded on SIGHUP)")
     grace_s: float = Field(10.0, ge=0, description="graceful shutdown: time in-flight calls get to finish")
     tasks: dict[str, TaskBudget] = Field(default_factory=dict, description="per-task budgets (initial; admins change them live)")
     default_budget: TaskBudget = Field(
@@ -87,6 +118,14 @@ class GatewaySettings(BaseSettings):
         if bad:
             raise ValueError(f"task names must match {NAME_RE.pattern}: {bad}")
         return v
+
+    @model_validator(mode="after")
+    def _message_holds_a_prompt(self) -> GatewaySettings:
+        need = 4 * self.max_prompt_chars + 4096  # UTF-8: at most 4 bytes a character, plus the other fields
+        if self.max_message_bytes < need:
+            raise ValueError(f"max_message_bytes ({self.max_message_bytes}) cannot hold a prompt of "
+                             f"max_prompt_chars={self.max_prompt_chars}: give at least {need}")
+        return self
 
     @model_validator(mode="after")
     def _tls_or_loopback(self) -> GatewaySettings:

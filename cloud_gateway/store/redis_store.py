@@ -19,7 +19,9 @@ import asyncio
 import hashlib
 import json
 import math
+import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from redis.connection import parse_url
@@ -33,7 +35,8 @@ from cloud_gateway.store.resp import ConnectionLost, PipelinedConnection, ReplyE
 
 LUA = (Path(__file__).parent / "budget.lua").read_text()
 LUA_SHA = hashlib.sha1(LUA.encode()).hexdigest()
-UNAVAILABLE_REPLIES = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+# OOM: Redis at `maxmemory` under `noeviction` refuses writes (docs/gateway.md): nothing was counted
+UNAVAILABLE_REPLIES = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "OOM")
 # Part of the data layout: changing it moves devices to other buckets (their counters stay behind).
 # 1,024 tags spread over a cluster's primaries within a few per cent (3 primaries: +-4.6%, 1 sigma).
 CLUSTER_BUCKETS = 1024
@@ -42,8 +45,10 @@ SEED_LUA = "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1
 
 
 class RedisStore:
-    def __init__(self, url: str, idempotency_ttl_s: float = 86400.0):
+    def __init__(self, url: str, limits: b.Limits, idempotency_ttl_s: float = 86400.0,
+                 clock: Callable[[], float] = time.time):
         self.url = url
+        self.limits, self.clock = limits, clock
         self.ttl = max(1, math.ceil(idempotency_ttl_s))  # EX takes whole seconds
         self._conn, self.buckets = _connection(url)
         self._tags = [f"{{{i}}}" for i in range(self.buckets)]
@@ -85,7 +90,8 @@ class RedisStore:
         tag = self._tag(device)
         try:
             replayed, answer = await self._eval(_pk(tag, task), _ck(tag, device, task), _ik(tag, device, key),
-                                                _sk(tag, device, scope_key), op, task, self.ttl, subject, *args)
+                                                _sk(tag, device, scope_key), op, task, self.ttl, subject,
+                                                *self._bounds(), *args)
         except ReplyError as exc:
             if "UNKNOWN_TASK" in str(exc):
                 raise UnknownTask(task) from None
@@ -100,9 +106,15 @@ class RedisStore:
         tokens = done.prompt_tokens + done.completion_tokens
         tag = self._tag(device)
         replayed, record = await self._eval(_pk(tag, task), _ck(tag, device, task), _ik(tag, device, "done:" + key),
-                                            _sk(tag, device, ""), "complete", task, self.ttl, "", done.to_json(),
-                                            tokens)
+                                            _sk(tag, device, ""), "complete", task, self.ttl, "", *self._bounds(),
+                                            done.to_json(), tokens)
         return Completion.from_json(record, replayed=True) if replayed else done
+
+    def _bounds(self) -> tuple[int, int, int, int, int]:
+        """budget.lua's ARGV[5..9]: the clock (ms) and the limits."""
+        lim = self.limits
+        return (int(self.clock() * 1000), lim.responses_rate, lim.responses_burst, lim.assists_rate,
+                lim.assists_burst)
 
     async def _eval(self, *keys_and_args):
         """budget.lua by its SHA (4 keys); loads the script if Redis lacks it (a restart empties the

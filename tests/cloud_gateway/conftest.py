@@ -35,7 +35,9 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--save", "", "--appendonly", "yes", "--appendfsync", self.fsync, "--protected-mode", "no", *self.extra],
+             "--save", "", "--appendonly", "yes", "--appendfsync", self.fsync, "--protected-mode", "no",
+             # as docs/gateway.md says to run it: bounded, and never evicting a budget counter
+             "--maxmemory", "256mb", "--maxmemory-policy", "noeviction", *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -164,6 +166,16 @@ def gateway(settings):
 
     with EmbeddedGateway(settings) as gw:
         yield gw
+
+
+@pytest.fixture
+def wide_limits(monkeypatch):
+    """Per-device limits out of the way for gateway processes started after it: load tests drive
+    one device key from dozens of clients back to back, far over what one real device sends
+    (test_trust.py tests the limits)."""
+    for name in ("RPC_PER_S", "RPC_BURST", "RESPONSES_PER_S", "RESPONSES_BURST", "ASSISTS_PER_S", "ASSISTS_BURST"):
+        monkeypatch.setenv(f"GATEWAY_LIMITS__{name}", "1000000")
+    monkeypatch.setenv("GATEWAY_LIMITS__RPC_CONCURRENT", "1000")
 
 
 @dataclass

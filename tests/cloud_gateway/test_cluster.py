@@ -131,7 +131,7 @@ def test_store_spreads_devices_over_the_cluster_and_refuses_a_plain_node(redis_c
     policy = b.Policy(((0, 300_000),), "meter", 4 * b.PPM, 256)
 
     async def go():
-        store = RedisStore(redis_cluster.url)
+        store = RedisStore(redis_cluster.url, b.Limits(10**9, 10**6, 10**9, 10**6))
         try:
             await store.seed_policies({"math": policy})
             for p in (n.port for n in redis_cluster.nodes):  # every primary holds its buckets' policy copies
@@ -143,7 +143,7 @@ def test_store_spreads_devices_over_the_cluster_and_refuses_a_plain_node(redis_c
             assert {(await store.get(f"d{i}", "math")).tau_ppm for i in range(60)} == {500_000}  # every bucket's copy
         finally:
             await store.close()
-        wrong = RedisStore(f"redis+cluster://127.0.0.1:{redis_server.port}")
+        wrong = RedisStore(f"redis+cluster://127.0.0.1:{redis_server.port}", b.Limits(1, 1, 1, 1))
         try:
             with pytest.raises(Exception, match="not a cluster node"):
                 await wrong.ping()

@@ -32,7 +32,7 @@ def md(key):
 
 
 @pytest.fixture(params=["sqlite", "redis", "redis-2-gateways", "redis-2-workers", "redis-cluster-2-gateways"])
-def addresses(request, tmp_path, gateway_process) -> list[str]:
+def addresses(request, tmp_path, gateway_process, wide_limits) -> list[str]:
     """Where the clients connect: one gateway, or two that share one Redis or one 3-primary Redis Cluster."""
     if request.param == "sqlite":
         return [gateway_process("--sqlite-path", str(tmp_path / "load.db")).address]

@@ -252,7 +252,7 @@ async def store_through_the_acl(url: str) -> None:
     from cloud_gateway.store.redis_store import RedisStore
     from collab import budget as b
 
-    store = RedisStore(url)
+    store = RedisStore(url, b.Limits(10**9, 10**6, 10**9, 10**6))
     try:
         await store.seed_policies({"math": b.Policy(((0, 300_000),), "enforce", 4 * b.PPM, 256)})
         await store.set_policy("math", b.Policy(((0, 500_000),), "enforce", 4 * b.PPM, 256))
