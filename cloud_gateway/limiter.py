@@ -15,7 +15,15 @@ from dataclasses import dataclass
 
 
 class Throttled(Exception):
-    """Over a per-device RPC limit: RESOURCE_EXHAUSTED (no telemetry trailer)."""
+    """Over a per-device RPC limit: RESOURCE_EXHAUSTED with a retry-after trailer (no telemetry)."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+# How long a device over its in-flight cap waits before retrying (a call in flight takes ~ms).
+IN_FLIGHT_RETRY_S = 0.05
 
 
 def take(level: float, last: float, now: float, per_s: float, burst: int) -> tuple[bool, float]:
@@ -42,11 +50,13 @@ class DeviceLimiter:
         now = self.clock()
         d = self._devices.setdefault((name, admin), _Device(float(self.burst), now))
         if d.in_flight >= self.concurrent:
-            raise Throttled(f"{name!r} has {d.in_flight} calls in flight (limit {self.concurrent}): retry later")
+            raise Throttled(f"{name!r} has {d.in_flight} calls in flight (limit {self.concurrent}): retry later",
+                            IN_FLIGHT_RETRY_S)
         ok, d.level = take(d.level, d.last, now, self.per_s, self.burst)
         d.last = now
         if not ok:
-            raise Throttled(f"{name!r} is over {self.per_s:g} calls/s (burst {self.burst}): retry later")
+            raise Throttled(f"{name!r} is over {self.per_s:g} calls/s (burst {self.burst}): retry later",
+                            (1.0 - d.level) / self.per_s)
         d.in_flight += 1
         try:
             yield

@@ -22,10 +22,10 @@ from cloud_gateway.auth import KeyRing, Principal
 from cloud_gateway.backends.base import BackendInputError, BackendUnavailable
 from cloud_gateway.gateway import Gateway, InvalidArgument, PermissionDenied, Refused
 from cloud_gateway.limiter import DeviceLimiter, Throttled
+from collab.gateway_client import RETRY_AFTER_TRAILER, TELEMETRY_TRAILER
 from cloud_gateway.store.base import KeyReused, Snapshot, StoreUnavailable, UnknownTask
 
 log = logging.getLogger("cloud_gateway")
-TELEMETRY_TRAILER = "collab-telemetry-bin"  # RESOURCE_EXHAUSTED carries the Telemetry here
 MODES = {"meter": pb.MODE_METER, "enforce": pb.MODE_ENFORCE}
 MODE_NAMES = {v: k for k, v in MODES.items()}
 
@@ -93,6 +93,7 @@ def _rpc(method):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except Throttled as exc:
             self.gateway.metrics.throttled_rpcs.labels(method.__name__).inc()
+            context.set_trailing_metadata(((RETRY_AFTER_TRAILER, f"{exc.retry_after_s:.3f}"),))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except BackendUnavailable as exc:
             log.warning("%s: cloud model unavailable: %s", method.__name__, exc)

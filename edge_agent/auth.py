@@ -25,7 +25,7 @@ import secrets
 import tomllib
 from pathlib import Path
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: a trailing newline is not part of a name
 KEY_PREFIX = "dek_"  # edge keys: greppable when leaked, distinct from the gateway's dgk_
 OPEN_PATHS = frozenset({"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 ADMIN_ROUTES = frozenset({("POST", "/v1/adapter")})

@@ -254,6 +254,25 @@ def test_each_device_has_a_rate_and_a_concurrency_limit(tmp_path, keys, request)
     assert sorted(out[:4]) == ["RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED", "ok", "ok"] and out[4] == "ok"
 
 
+def test_the_client_backs_off_a_rate_limit_and_then_says_unavailable(tmp_path, keys, request):
+    """A rate-limited call carries how long to wait; GatewayCloud waits that long and retries (the
+    same key: metered once), and after its retries it is CloudUnavailable, not a raw RpcError."""
+    from collab.cloud import CloudUnavailable
+    from collab.gateway_client import GatewayCloud
+
+    limits = {"rpc_per_s": 4.0, "rpc_burst": 1}
+    with Running(make_settings(tmp_path, keys, "sqlite", request, limits=limits)) as run:
+        with GatewayCloud(run.gw.address, keys.d1, retries=3, backoff_s=0.001) as cloud:
+            t0 = time.monotonic()
+            for _ in range(3):  # burst 1: the 2nd and 3rd wait ~0.25 s each for a token
+                cloud.budget("math")
+            assert time.monotonic() - t0 >= 0.4
+        with GatewayCloud(run.gw.address, keys.d2, retries=0, backoff_s=0.001) as cloud:
+            cloud.budget("math")
+            with pytest.raises(CloudUnavailable, match="RESOURCE_EXHAUSTED"):
+                cloud.budget("math")
+
+
 def test_redis_at_maxmemory_refuses_writes_as_unavailable_and_keeps_counters(request, tmp_path, keys):
     """noeviction (docs/gateway.md): a full Redis refuses a metered call (UNAVAILABLE, retry with
     the same key), never evicts a budget counter."""
