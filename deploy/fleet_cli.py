@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(flag, dest=dest, type=typ, help=text)
     p.add_argument("--no-live", dest="live", action="store_false", default=None,
                    help="print a progress line every 10 s instead of the live table")
+    p.add_argument("--tls", action="store_const", const=True, default=None,
+                   help="mutual TLS on every gateway connection (a CA and certificates in OUT/certs)")
     p.set_defaults(func=_run)
 
 
@@ -58,6 +60,8 @@ def _config(args: argparse.Namespace):
               if getattr(args, dest, None) is not None}
     if args.live is not None:
         values["live"] = args.live
+    if args.tls is not None:
+        values["tls"] = args.tls
     if "tasks" in values:
         values["tasks"] = [t.strip() for t in values["tasks"].split(",") if t.strip()]
     values.setdefault("out_dir", time.strftime("runs/fleet-%Y%m%dT%H%M%SZ", time.gmtime()))
