@@ -18,30 +18,17 @@ import numpy as np
 
 from trainer.evaluate import test_examples
 from trainer.experiment.evaluation import cloud_answers, greedy_correct, routed_metrics
-from trainer.experiment.plan import Run, phase_end_steps, task_taus
+from trainer.experiment.plan import Run, task_taus
 from trainer.experiment.preset import ExperimentSpec
-from trainer.experiment.training import train_run
+from trainer.experiment.training import at_phase_ends
 
 log = logging.getLogger("dagrpo.experiment")
 
 
 def edge_family(run: Run, spec: ExperimentSpec) -> dict:
     """{method: {"evals": {tag: {task: metrics}}}} of every edge-family method of the run."""
-    from trainer.checkpoint import append_jsonl, read_jsonl
-
-    routed_path = run.dir / "routed.jsonl"
-    done = {r["tag"]: r for r in read_jsonl(routed_path)}
-    for k, end in enumerate(phase_end_steps(run.cfg)):
-        tag = f"phase{k}_end"
-        if tag in done:
-            continue
-        ctx = train_run(run.cfg, run.dir, max_steps=end)
-        if ctx.step != end:
-            raise RuntimeError(f"{run.dir}: expected the model at step {end}, found step {ctx.step}")
-        rec = {"tag": tag, "step": end, "methods": edge_evals_at(ctx, spec, run.methods, k)}
-        append_jsonl(routed_path, rec)
-        done[tag] = rec
-        del ctx
+    done = at_phase_ends(run.cfg, run.dir, run.dir / "routed.jsonl", "methods",
+                         lambda ctx, k: edge_evals_at(ctx, spec, run.methods, k))
     return {m: {"evals": {tag: rec["methods"][m] for tag, rec in done.items()}} for m in run.methods}
 
 

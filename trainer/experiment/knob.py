@@ -13,9 +13,9 @@ result.json under `<method>+knob`.
 
 from __future__ import annotations
 
-from trainer.experiment.plan import KNOB_SUFFIX, Run, knob_label, phase_end_steps, task_taus
+from trainer.experiment.plan import KNOB_SUFFIX, Run, knob_label, task_taus
 from trainer.experiment.preset import ExperimentSpec
-from trainer.experiment.training import train_run, trainer_evals
+from trainer.experiment.training import at_phase_ends, train_run, trainer_evals
 from trainer.methods import SELF_ASKING
 
 
@@ -39,21 +39,8 @@ def report_methods(spec: ExperimentSpec) -> list[str]:
 
 def train_with_knob(run: Run, spec: ExperimentSpec) -> dict:
     """Train to each phase end, evaluate with the calibrated knob there, resume; both rows' evals."""
-    from trainer.checkpoint import append_jsonl, read_jsonl
-
-    path = run.dir / "knob.jsonl"
-    done = {r["tag"]: r for r in read_jsonl(path)}
-    for k, end in enumerate(phase_end_steps(run.cfg)):
-        tag = f"phase{k}_end"
-        if tag in done:
-            continue
-        ctx = train_run(run.cfg, run.dir, max_steps=end)
-        if ctx.step != end:
-            raise RuntimeError(f"{run.dir}: expected the model at step {end}, found step {ctx.step}")
-        del ctx
-        rec = {"tag": tag, "step": end, "tasks": knob_evals_at(run, spec, k)}
-        append_jsonl(path, rec)
-        done[tag] = rec
+    done = at_phase_ends(run.cfg, run.dir, run.dir / "knob.jsonl", "tasks",
+                         lambda ctx, k: knob_evals_at(run, spec, k))  # the adapter the trainer saved there
     train_run(run.cfg, run.dir, max_steps=None)  # a no-op when the last phase end was the end
     method = run.methods[0]
     return {method: {"evals": trainer_evals(run.dir)},
