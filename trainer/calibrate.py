@@ -36,7 +36,8 @@ def adapter_gguf(run_dir: Path, base_gguf: Path) -> Path:
 
 
 def outcome(examples, answers, cloud, math_grader: str) -> dict:
-    """Help rate, cost rate (eq. 14) and joint accuracy of answers, the cloud completing help requests."""
+    """Help rate, cost rate (eq. 14), joint accuracy and the accuracy over the answers kept local (no help
+    request), the cloud completing help requests."""
     from collab.scoring import score
 
     scored = []
@@ -45,9 +46,10 @@ def outcome(examples, answers, cloud, math_grader: str) -> dict:
         if a.asked:
             cloud_text = cloud.assist(ex, prompting.messages(ex), idempotency_key=f"calibrate/{ex.id}").completion
         scored.append(score(ex, a.text, cloud_text, math_grader=math_grader))
-    n = len(scored)
-    return {"help_rate": sum(s.requests_help for s in scored) / n, "collab_ratio": sum(s.cost for s in scored) / n,
-            "joint_accuracy": sum(s.correct for s in scored) / n}
+    n, kept = len(scored), [s.correct for s in scored if not s.requests_help]
+    return {"n": n, "help_rate": sum(s.requests_help for s in scored) / n,
+            "collab_ratio": sum(s.cost for s in scored) / n, "joint_accuracy": sum(s.correct for s in scored) / n,
+            "local_n": len(kept), "local_accuracy": sum(kept) / len(kept) if kept else None}
 
 
 def calibrate_task(decoder, task: str, taus: list[float], *, n_val: int, n_test: int, max_new_tokens: int,

@@ -57,6 +57,20 @@ Departures from the paper, and choices it leaves open:
     `train.kl_beta` (item 5); more responses per step are `train.G` and `train.batch_prompts`.
 11. Evaluations add a sampled help rate to the paper's greedy one: `train.eval_samples` responses
     per held-out query at the training temperature, with a 95% Wilson interval (trainer/evaluate.py).
+12. Which of these the shipped settings use, and why:
+    - `dagrpo demo` (trainer/demo.toml): the paper's `da_grpo` (group cost baseline, projected
+      ascent, no skip, no KL) with eta_lambda 0.2 and lambda_init 0.5, so a newcomer sees the
+      paper's method; the drill warm-up (item 9) because SmolLM2 cannot write the format; the
+      llamacpp engine (item 8) for speed; eval_samples 4 (item 11) because 6 greedy queries per task
+      cannot tell a help rate of 0.1 from 0.3.
+    - micro_table1 / smollm2_table1: `da_grpo` as the paper has it beside `da_grpo_tracked`
+      (micro_table1; tau baseline + PID + skip, item 10) because at 8 responses per step the
+      simulator shows the paper's ascent oscillating (docs/simulator.md) and the table must show
+      both; lambda_init 1.0 because a phase has 3-8 steps; the knob rows (trainer/experiment/knob.py)
+      because greedy help rates of a small model say little about what a calibrated device does.
+    - micro_lambda_init / micro_tau_schedules / micro_tau_sweep: `da_grpo` and `da_grpo_tracked`
+      side by side, each from the same warm-up: they are the tracking figures, so the paper's
+      controller and ours must be compared in one run.
 """
 
 from __future__ import annotations

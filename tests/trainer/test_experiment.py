@@ -199,9 +199,11 @@ def test_shipped_presets_resolve():
                 plan(preset, Path("/nonexistent"))
             continue
         counts[path.stem] = len(plan(preset, Path("/nonexistent")))
-    # micro Table 1: 2 scenarios x 3 seeds x (1 shared edge run + cloud_only + 4 collaborative)
-    assert counts["micro_table1"] == 36
-    assert counts["micro_tau_schedules"] == 4 and counts["micro_tau_sweep"] == 3
+    # micro Table 1: 2 scenarios x 3 seeds x (1 shared edge run + cloud_only + 5 collaborative)
+    assert counts["micro_table1"] == 42
+    # the tracking figures: da_grpo and da_grpo_tracked per scenario
+    assert counts["micro_tau_schedules"] == 8 and counts["micro_tau_sweep"] == 6
+    assert counts["micro_lambda_init"] == 10
 
 
 def test_tracking_gap_is_the_last_quarter_of_each_tau_segment():
@@ -280,3 +282,43 @@ def test_report_figures_from_recorded_runs(tmp_path, kind):
     assert "| da_grpo | 1-8 | 0.5 | 0.050 (n=1) | 0.800 (n=1) |" in md  # one seed: no interval, n=1
     expected = {"lambda_init": "lambda_init.png", "tau_sweep": "accuracy_vs_tau.png", "tau_schedules": "lambda_ratio.png"}
     assert (tmp_path / "out" / expected[kind]).stat().st_size > 10_000
+
+
+def test_knob_rows_are_reported_beside_the_greedy_ones(tmp_path):
+    """`knob = true`: each self-asking method gets a second row from its `+knob` evals, the rows say
+    which is greedy and which knobbed, and the help-rate table counts the seeds within 0.1 of tau."""
+    from trainer.experiment.driver import run_all
+    from trainer.experiment.plan import plan
+    from trainer.experiment.preset import load_preset
+
+    text = PRESET.replace('methods = ["cloud_only", "edge_only", "naive_router", "router", "grpo_fixed", "gvpo", '
+                          '"gapg", "da_grpo"]\nseeds = [0]', 'methods = ["edge_only", "da_grpo"]\nseeds = [0, 1]\nknob = true')
+    text = text.replace("[experiment.warmup]\nsteps = 2", "[experiment.warmup]\nsteps = 0")
+    (tmp_path / "p.toml").write_text(text)
+    preset = load_preset(tmp_path / "p.toml")
+    runs = plan(preset, tmp_path / "out")
+    assert {r.group: r.methods for r in runs} == {"edge": ("edge_only",), "da_grpo": ("da_grpo", "da_grpo+knob")}
+    for run in runs:
+        run.dir.mkdir(parents=True)
+        rows = [{"step": s, "tau": 0.3, "collab_ratio": 0.5, "lambda_next": 0.1} for s in (1, 2)]
+        (run.dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+        def ev(ratio, acc):
+            return {"math-easy": {"n": 10, "local_n": 5, "local_accuracy": 0.2, "joint_accuracy": acc,
+                                  "collab_ratio": ratio}}
+        # greedy asks on everything; the knob on 0.3 (seed 0) and 0.5 (seed 1) of the test queries
+        result = {m: {"evals": {"phase0_end": ev(1.0, 0.9), "phase1_end": ev(1.0, 0.9)}} for m in run.methods}
+        if "da_grpo+knob" in run.methods:
+            knob_ratio = 0.3 if run.seed == 0 else 0.5
+            result["da_grpo+knob"] = {"evals": {"phase0_end": ev(knob_ratio, 0.6), "phase1_end": ev(knob_ratio, 0.5)}}
+        (run.dir / "result.json").write_text(json.dumps(result))
+    summary = run_all(preset, tmp_path / "out", report_only=True, echo=lambda _: None)
+    methods = summary["scenarios"]["s1"]["methods"]
+    assert methods["da_grpo+knob"]["joint"]["post"] == [0.5, 0.5]
+    assert methods["da_grpo+knob"]["help"] == {"tau": 0.3, "rates": [0.3, 0.5], "within": 1, "tol": 0.1}
+    assert methods["da_grpo"]["help"]["within"] == 0 and "help" not in methods["edge_only"]
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "| da_grpo+knob | 0.3 | 0.400 ± " in md and "| 1/2 |" in md
+    assert "Collaborative Training w/ DA-GRPO [greedy] (n=2)" in md
+    assert "Collaborative Training w/ DA-GRPO [knob: bias calibrated to tau] (n=2)" in md
+    assert "Edge Tuning Only (n=2)" in md  # not a self-asking method: one row, no tag

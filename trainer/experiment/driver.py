@@ -5,13 +5,16 @@ Algorithm:
   1. Load the preset (preset.py): [experiment] (methods, seeds, report kind), [base] (a training
      config) and [[scenarios]]. Every run's config is resolved and validated up front.
   2. Plan runs, one directory each under OUT/<scenario>/<method>/seed<k> (plan.py):
-     - collaborative methods (grpo_fixed, gvpo, gapg, da_grpo): `trainer.train.train` with
+     - collaborative methods (grpo_fixed, gvpo, gapg, da_grpo, da_grpo_tracked): `trainer.train.train` with
        train.method = the method (training.py); accuracies come from the trainer's own phase-end
        evaluations;
      - the edge family (edge_only, naive_router, router) shares ONE trained model per (scenario,
        seed) in OUT/<scenario>/edge/seed<k> (train.method = edge_only): training stops at each
        phase end, the three evaluation rules run on that model, training resumes (edge.py);
      - cloud_only trains nothing: the cloud answers every test query (evaluation.py).
+     - with `knob = true`, each self-asking method (grpo_fixed, gvpo, gapg, da_grpo, da_grpo_tracked)
+       also stops at each phase end, where its model is evaluated a second time with the help bias
+       calibrated to tau (row `<method>+knob`, knob.py), then resumes.
   3. A run whose `result.json` exists is finished and skipped (resume after interruption); an
      unfinished training run resumes from its `state.json`.
   4. Aggregate whatever has finished into OUT/results.json, OUT/results.md (laid out like the
@@ -51,6 +54,7 @@ from pathlib import Path
 from dagrpo.errors import UserError
 from trainer.experiment.edge import edge_family
 from trainer.experiment.evaluation import cloud_only_evals
+from trainer.experiment.knob import train_with_knob
 from trainer.experiment.plan import Run, plan
 from trainer.experiment.preset import ExperimentSpec, Preset
 from trainer.experiment.report import write_report
@@ -90,6 +94,8 @@ def execute(run: Run, spec: ExperimentSpec) -> dict:
         result = {"cloud_only": {"evals": cloud_only_evals(run.cfg)}}
     elif run.group == "edge":
         result = edge_family(run, spec)
+    elif len(run.methods) > 1:  # a self-asking method and its knob row
+        result = train_with_knob(run, spec)
     else:
         train_run(run.cfg, run.dir, max_steps=None)
         result = {run.group: {"evals": trainer_evals(run.dir)}}

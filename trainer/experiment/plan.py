@@ -15,7 +15,9 @@ import numpy as np
 
 from trainer.config import RunConfig
 from trainer.experiment.preset import Preset, run_config
-from trainer.methods import EDGE_FAMILY
+from trainer.methods import EDGE_FAMILY, SELF_ASKING
+
+KNOB_SUFFIX = "+knob"  # a self-asking method evaluated with the calibrated help knob (knob.py)
 
 
 @dataclass
@@ -55,8 +57,13 @@ def plan(preset: Preset, out: Path, *, methods=None, seeds=None, scenarios=None)
                 if m in EDGE_FAMILY:
                     continue
                 cfg = run_config(preset, sc, "da_grpo" if m == "cloud_only" else m, seed)
-                runs.append(Run(sc.name, m, (m,), seed, cfg, out / sc.name / m / f"seed{seed}"))
+                produced = (m, knob_label(m)) if spec.knob and m in SELF_ASKING else (m,)
+                runs.append(Run(sc.name, m, produced, seed, cfg, out / sc.name / m / f"seed{seed}"))
     return runs
+
+
+def knob_label(method: str) -> str:
+    return method + KNOB_SUFFIX
 
 
 def phase_end_steps(cfg: RunConfig) -> list[int]:

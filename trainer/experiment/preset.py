@@ -52,6 +52,9 @@ class ExperimentSpec(_Strict):
     tasks: list[TaskSpec] = Field(default_factory=list, description="level-restricted tasks to register "
                                   "(in this process only) before the configs are resolved")
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+    knob: bool = Field(False, description="also evaluate every self-asking method with the help bias "
+                       "calibrated to tau at each phase end (rows `<method>+knob`; experiment/knob.py)")
+    knob_val_n: int = Field(16, ge=2, description="knob: val queries per task to calibrate the bias on")
 
     @field_validator("methods")
     @classmethod

@@ -13,16 +13,27 @@ from pathlib import Path
 from trainer.config import RunConfig
 from trainer.experiment.aggregate import finished_results, tracking_gaps
 from trainer.experiment.figures import write_figures
-from trainer.experiment.plan import Run
+from trainer.experiment.knob import base_method, is_knob, report_methods
+from trainer.experiment.plan import Run, task_taus
 from trainer.experiment.preset import ExperimentSpec, Preset, report_config
 from trainer.forgetting import task_forgetting
+from trainer.methods import SELF_ASKING
 
 METHOD_LABELS = {
     "cloud_only": "Cloud LLM (reference backend)", "edge_only": "Edge Tuning Only",
     "naive_router": "Edge Tuning w/ Naive Router", "router": "Edge Tuning w/ Router",
     "grpo_fixed": "Collaborative Training w/ GRPO", "gvpo": "Collaborative Training w/ GVPO",
     "gapg": "Collaborative Training w/ GAPG", "da_grpo": "Collaborative Training w/ DA-GRPO",
+    "da_grpo_tracked": "Collaborative Training w/ DA-GRPO (tracked: tau baseline, PID lambda)",
 }
+
+
+def method_label(method: str, spec: ExperimentSpec) -> str:
+    """The row's name; with the knob on, every self-asking row says whether it is greedy or knobbed."""
+    base = METHOD_LABELS[base_method(method)]
+    if is_knob(method):
+        return f"{base} [knob: bias calibrated to tau]"
+    return f"{base} [greedy]" if spec.knob and method in SELF_ASKING else base
 
 
 def write_report(preset: Preset, runs: list[Run], out: Path) -> dict:
@@ -57,16 +68,34 @@ def write_report(preset: Preset, runs: list[Run], out: Path) -> dict:
 def scenario_block(res: dict, spec: ExperimentSpec, cfg: RunConfig, task: str) -> dict:
     """Per method: seeds, (during, post, forgetting) lists per response kind, tracking gaps, final lambda."""
     block: dict = {"forgetting_task": task, "methods": {}}
-    for m in spec.methods:
+    for m in report_methods(spec):
         seeds = res.get(m, {})
         row: dict = {"seeds": sorted(seeds)}
         for which in ("local", "joint"):
             cells = [task_forgetting(v["evals"], cfg, task, which) for v in seeds.values()]
             row[which] = {name: [c[i] for c in cells] for i, name in enumerate(("during", "post", "forgetting"))}
+        tau = task_taus(cfg).get(task)
+        if base_method(m) in SELF_ASKING and tau is not None:
+            row["help"] = help_vs_tau([v["evals"] for v in seeds.values()], task, tau)
         row["tracking"] = {s: tracking_gaps(v["metrics"]) for s, v in seeds.items() if v["metrics"]}
         row["final_lambda"] = {s: v["metrics"][-1]["lambda_next"] for s, v in seeds.items() if v["metrics"]}
         block["methods"][m] = row
     return block
+
+
+def help_vs_tau(evals_per_seed: list[dict], task: str, tau: float, tol: float = 0.1) -> dict:
+    """The held-out help rate on `task` at the last evaluation that has it, per seed, against its
+    tau: the rates, and how many seeds lie within +-tol of tau."""
+    rates = []
+    for evals in evals_per_seed:
+        tags = [tag for tag, by_task in evals.items() if task in by_task and tag.endswith("_end")]
+        if tags:
+            rates.append(evals[max(tags, key=_phase_index)][task]["collab_ratio"])
+    return {"tau": tau, "rates": rates, "within": sum(abs(r - tau) <= tol + 1e-12 for r in rates), "tol": tol}
+
+
+def _phase_index(tag: str) -> int:
+    return int(tag.removeprefix("phase").removesuffix("_end"))
 
 
 def fmt_ms(values, pct: bool = True) -> str:
@@ -85,8 +114,17 @@ def _scenario_markdown(name: str, block: dict, cfg: RunConfig) -> list[str]:
     phases = " -> ".join(f"{p.name or '+'.join(p.task_names())} ({p.steps} steps, tau "
                          f"{p.tau if p.tau is not None else p.tau_schedule})" for p in cfg.phases)
     lines = [f"## Scenario `{name}`: {phases}", ""]
+    helped = [(m, r["help"]) for m, r in block["methods"].items() if "help" in r and r["help"]["rates"]]
+    if helped:
+        lines += [f"Held-out help rate on `{block['forgetting_task']}` at the last phase end vs its tau "
+                  "(collaboration ratio of the test queries; mean ± 95% t-interval over seeds).", "",
+                  "| method | tau | help rate | seeds within ±0.1 of tau |", "|---|---|---|---|"]
+        for m, h in helped:
+            lines.append(f"| {m} | {h['tau']:g} | {fmt_ms(h['rates'], pct=False)} | {h['within']}/{len(h['rates'])} |")
+        lines.append("")
     # naive_router and router share edge_only's training run: list its training curve once
-    rows = [(m, r) for m, r in block["methods"].items() if r["tracking"] and m not in ("naive_router", "router")]
+    rows = [(m, r) for m, r in block["methods"].items()
+            if r["tracking"] and m not in ("naive_router", "router") and not is_knob(m)]
     if rows:
         lines += ["Collaboration-ratio tracking during training: mean |batch ratio - tau| over the last "
                   "quarter of each tau segment (mean ± 95% t-interval over seeds, n = seeds).", "",
@@ -110,11 +148,11 @@ def _table1_markdown(summary: dict, spec: ExperimentSpec) -> list[str]:
              "behind each cell)", "", head,
              "|---|---|" + "---|---|---|" * len(scen)]
     for which, label in (("local", "local-solved only"), ("joint", "local-cloud joint")):
-        for m in spec.methods:
+        for m in report_methods(spec):
             cells = []
             for _, b in scen:
                 r = b["methods"][m][which]
                 cells += [fmt_ms(r["during"]), fmt_ms(r["post"]), fmt_ms(r["forgetting"])]
             n = max(len(b["methods"][m]["seeds"]) for _, b in scen)
-            lines.append(f"| {label} | {METHOD_LABELS[m]} (n={n}) | " + " | ".join(cells) + " |")
+            lines.append(f"| {label} | {method_label(m, spec)} (n={n}) | " + " | ".join(cells) + " |")
     return lines + [""]

@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 
     from trainer.config import TrainConfig
 
-METHODS = ("cloud_only", "edge_only", "naive_router", "router", "grpo_fixed", "gvpo", "gapg", "da_grpo")
+METHODS = ("cloud_only", "edge_only", "naive_router", "router", "grpo_fixed", "gvpo", "gapg", "da_grpo",
+           "da_grpo_tracked")
 EDGE_FAMILY = ("edge_only", "naive_router", "router")  # one trained model, three evaluation rules
+# Methods whose policy writes the help trigger itself (the edge family never asks, cloud_only always
+# does): the ones a help bias can steer (trainer/experiment/knob.py).
+SELF_ASKING = ("grpo_fixed", "gvpo", "gapg", "da_grpo", "da_grpo_tracked")
 
 
 class Method(Protocol):
