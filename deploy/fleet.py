@@ -482,11 +482,11 @@ def build_summary(fleet: Fleet, wall_s: float, totals: dict[str, dict]) -> dict:
     """summarize() over the load's wall time (answers_per_s counts the drain too: what the fleet
     really served), plus the gateway's totals and whether the two agree."""
     cfg = fleet.cfg
-    timeline = cfg.timeline()
+    timeline = applied_timeline(fleet)
     # a whole-run ratio has no single tau to sit against once tau changed: see tau_segments
     taus = {t: steps[0][1] if len(steps) == 1 else None for t, steps in timeline.items()}
     s = summarize(fleet.outcomes, [a.name for a in fleet.agents], taus, wall_s)
-    end_s = max([cfg.duration_s] + [o.t for o in fleet.outcomes])
+    end_s = max([wall_s] + [o.t for o in fleet.outcomes])
     s["tau_segments"] = {t: tau_segments(fleet.outcomes, t, steps, end_s) for t, steps in timeline.items()}
     s["tau_changes"] = tau_change_rows(s["tau_segments"])
     s["tau_applied"] = fleet.tau_applied
@@ -500,6 +500,13 @@ def build_summary(fleet: Fleet, wall_s: float, totals: dict[str, dict]) -> dict:
     return s
 
 
+def applied_timeline(fleet: Fleet) -> dict[str, list[tuple[float, float]]]:
+    """The tau in force per task over the load: the changes the gateway took (an interrupted load
+    may end before some), at their planned times."""
+    taken = [TauChange(at_s=a["at_s"], tau=a["tau"], task=a["task"]) for a in fleet.tau_applied]
+    return tau_timeline(fleet.cfg.tau, taken, fleet.cfg.tasks)
+
+
 def write_outputs(fleet: Fleet, summary: dict) -> None:
     out = fleet.cfg.out_dir
     _write_json(out / "summary.json", summary)
@@ -508,7 +515,7 @@ def write_outputs(fleet: Fleet, summary: dict) -> None:
             f.write(json.dumps(asdict(o)) + "\n")
     from deploy.plots import plot_fleet
 
-    plot_fleet(fleet.outcomes, fleet.cfg.timeline(), out / "fleet.png")
+    plot_fleet(fleet.outcomes, applied_timeline(fleet), out / "fleet.png", summary["load_wall_s"])
 
 
 def _write_json(path: Path, data) -> None:

@@ -27,15 +27,16 @@ def trailing_ratio(outcomes: Sequence[Outcome], task: str, window: int = RATIO_W
 
 
 def plot_fleet(outcomes: Sequence[Outcome], timeline: dict[str, list[tuple[float, float]]],
-               path: Path) -> Path:
-    """`timeline`: task -> [(from_s, tau), ...], the tau in force at the gateway over the load."""
+               path: Path, end_s: float | None = None) -> Path:
+    """`timeline`: task -> [(from_s, tau), ...], the tau in force at the gateway over the load,
+    which ended at `end_s` (default: the last reply)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_rate, ax_ratio, ax_lat) = plt.subplots(1, 3, figsize=(16, 4.5))
-    end = max((o.t for o in outcomes), default=1.0)
+    end = max([o.t for o in outcomes] + [end_s or 0.0]) or 1.0
     bin_s = max(1.0, end / 40)  # about 40 bars whatever the run length
     edges = [i * bin_s for i in range(int(end / bin_s) + 2)]
     for route in ANSWERED + ("rejected", "error"):
@@ -49,7 +50,7 @@ def plot_fleet(outcomes: Sequence[Outcome], timeline: dict[str, list[tuple[float
     for task, steps in timeline.items():
         xs, ys = trailing_ratio(outcomes, task)
         (line,) = ax_ratio.plot(xs, ys, marker=".", label=f"{task} ratio")
-        tx = [t for t, _ in steps] + [max([end, *xs])]
+        tx = [t for t, _ in steps] + [end]
         ty = [tau for _, tau in steps] + [steps[-1][1]]
         ax_ratio.step(tx, ty, where="post", color=line.get_color(), linestyle="--", label=f"{task} tau")
         for t, _ in steps[1:]:

@@ -77,3 +77,22 @@ def test_an_empty_quarter_has_no_ratio():
 def test_trailing_ratio_uses_the_last_answers_only():
     outs = [out(t, helped=h) for t, h in [(1, True), (2, True), (3, False), (4, False)]]
     assert trailing_ratio(outs, "math", window=2) == ([1, 2, 3, 4], [1.0, 1.0, 0.5, 0.0])
+
+
+def test_the_summary_uses_the_changes_the_gateway_took(tmp_path):
+    """An interrupted load may end before a planned change: its stretch is not reported."""
+    from deploy.fleet import Fleet, FleetConfig, applied_timeline
+
+    cfg = FleetConfig(out_dir=tmp_path, duration_s=600, tau_changes=[TauChange(at_s=100, tau=0.1),
+                                                                     TauChange(at_s=300, tau=0.5, task="math")])
+    fleet = Fleet(cfg, tau_applied=[{"at_s": 100, "applied_s": 100.01, "task": t, "tau": 0.1}
+                                    for t in cfg.tasks])
+    assert applied_timeline(fleet) == {"math": [(0, 0.3), (100, 0.1)], "science": [(0, 0.3), (100, 0.1)]}
+    assert cfg.timeline()["math"] == [(0, 0.3), (100, 0.1), (300, 0.5)]
+
+
+def test_the_plot_draws_ratio_and_tau_over_the_load(tmp_path):
+    from deploy.plots import plot_fleet
+
+    path = plot_fleet(OUTCOMES, {"math": [(0, 0.3), (40, 0.1)], "science": [(0, 0.3)]}, tmp_path / "f.png", 90)
+    assert path.stat().st_size > 10_000
