@@ -1,6 +1,7 @@
 # Two commands for a fresh Debian machine with Python 3.11:
 #   make demo   -- install what the main job needs, then run `dagrpo demo`
 #   make test   -- install everything the tests need (system packages too), then run pytest
+#   make test-verl -- build .venv-verl (verl 0.9.1, its own venv) and run the verl integration tests
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
@@ -12,7 +13,11 @@ TORCH ?= torch==2.13.0
 LLAMA_CMAKE_ARGS ?=
 export LLAMA_CMAKE_ARGS
 
-.PHONY: install demo test test-fast system-deps proto clean
+# verl pins transformers < 5.11 (the project runs 5.24): its own venv, never the project's.
+VERL_VENV ?= .venv-verl
+VERL_PY := $(VERL_VENV)/bin/python
+
+.PHONY: install demo test test-fast system-deps proto clean verl-env test-verl
 
 $(VENV)/.installed: pyproject.toml Makefile scripts/build-llama.sh
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -40,8 +45,22 @@ test: install system-deps
 test-fast: install
 	$(VENV)/bin/pytest -m "not integration and not slow"
 
+$(VERL_VENV)/.installed: pyproject.toml Makefile
+	test -x $(VERL_PY) || python3 -m venv $(VERL_VENV)
+	$(VERL_PY) -m pip install -q --upgrade pip wheel setuptools
+	$(VERL_PY) -m pip install -q "$(TORCH)"
+	# torch named again so that resolving verl's requirements keeps the CPU build.
+	$(VERL_PY) -m pip install -q "$(TORCH)" -e '.[verl,gateway]' "pytest>=9.2,<10" "pytest-timeout>=2.4,<3"
+	touch $@
+
+verl-env: $(VERL_VENV)/.installed
+
+# Not part of `make test` (docs/verl.md "Tests"): there these tests skip with the reason printed.
+test-verl: verl-env
+	PYTHONPATH=$(CURDIR) $(VERL_VENV)/bin/pytest tests/integrations
+
 proto: install
 	bash scripts/gen-proto.sh
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(VERL_VENV) build dist *.egg-info

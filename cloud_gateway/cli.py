@@ -1,4 +1,4 @@
-"""`dagrpo gateway ...`: serve, add-device, and the admin commands set-tau / budgets / reset.
+"""`dagrpo gateway ...`: serve, add-device, revoke, make-certs, and the admin commands set-tau / budgets / reset.
 
 Light module: argparse only at import; grpc, redis and the server load inside the commands.
 """
@@ -28,17 +28,41 @@ def register(subparsers) -> None:
     s.add_argument("--workers", type=int, help="gateway processes sharing the gRPC port (default 1; >1 needs "
                    "--redis-url)")
     s.add_argument("--keys-file", type=Path, help="device/admin key hashes (default gateway-keys.toml)")
-    s.add_argument("--redis-url", help="use Redis (redis://host:port/db) instead of SQLite")
+    s.add_argument("--redis-url", help="use Redis (redis://host:port/db, or a Redis Cluster: "
+                   "redis+cluster://host:port[,host:port...]) instead of SQLite")
     s.add_argument("--sqlite-path", type=Path, help="SQLite store file (default gateway.db)")
     s.add_argument("--backend", choices=("reference", "openai"), help="cloud model backend")
+    s.add_argument("--tls-cert", type=Path, help="PEM certificate of the gateway: serve TLS (with --tls-key)")
+    s.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    s.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA (mutual TLS)")
+    s.add_argument("--insecure", action="store_const", const=True, dest="allow_insecure",
+                   help="allow plaintext on a non-loopback --host (keys in clear text: trusted networks only)")
     s.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     s.set_defaults(func=_serve)
+
+    c = sub.add_parser("make-certs", help="create a CA, the gateway's TLS certificate and client certificates",
+                       description="Create what is missing in DIR (openssl): ca.crt/ca.key, server.crt/server.key "
+                       "(SAN localhost, 127.0.0.1, ::1 and every --server-name) and clients/NAME.crt/NAME.key "
+                       "for every --client. Existing files are kept. See docs/gateway.md#tls.")
+    c.add_argument("dir", type=Path, metavar="DIR", help="output directory")
+    c.add_argument("--server-name", action="append", default=[], metavar="NAME",
+                   help="a DNS name or IP clients use to reach the gateway (repeatable)")
+    c.add_argument("--client", action="append", default=[], metavar="NAME",
+                   help="a client certificate to create, e.g. a device name or 'admin' (repeatable)")
+    c.add_argument("--days", type=int, default=825, help="validity in days (default 825)")
+    c.set_defaults(func=_make_certs)
 
     a = sub.add_parser("add-device", help="create an API key for a device (printed once, only its hash is stored)")
     a.add_argument("name", help="device name ([A-Za-z0-9._-], at most 64 characters)")
     a.add_argument("--keys-file", type=Path, default=Path("gateway-keys.toml"), help="keys file to update")
     a.add_argument("--admin", action="store_true", help="create an admin key instead of a device key")
     a.set_defaults(func=_add_device)
+
+    v = sub.add_parser("revoke", help="remove a device's (or admin's) key; a running gateway drops it within "
+                       "keys_poll_s (or at once on SIGHUP)")
+    v.add_argument("name")
+    v.add_argument("--keys-file", type=Path, default=Path("gateway-keys.toml"), help="keys file to update")
+    v.set_defaults(func=_revoke)
 
     t = sub.add_parser("set-tau", help="set a task's tau (a value or a schedule), mode and burst")
     t.add_argument("task")
@@ -68,6 +92,17 @@ def _admin_args(p: argparse.ArgumentParser) -> None:
                    help="gateway host:port (env GATEWAY_ADDRESS; default 127.0.0.1:50051)")
     p.add_argument("--admin-key-file", type=Path,
                    help=f"file holding the admin key (default: env {ADMIN_KEY_ENV})")
+    tls_client_args(p)
+
+
+def tls_client_args(p: argparse.ArgumentParser) -> None:
+    """--tls / --tls-ca / --tls-cert / --tls-key / --insecure of a client of the gateway."""
+    p.add_argument("--tls", action="store_true", help="TLS with the system's CA roots (implied by --tls-ca)")
+    p.add_argument("--tls-ca", default="", help="PEM CA that signed the gateway's certificate")
+    p.add_argument("--tls-cert", default="", help="PEM client certificate (gateways requiring mutual TLS)")
+    p.add_argument("--tls-key", default="", help="PEM private key of --tls-cert")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow plaintext to a non-loopback gateway (keys in clear text)")
 
 
 def _serve(args) -> int:
@@ -81,7 +116,9 @@ def _serve(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, force=True)  # over dagrpo's --log-level
     flags = {k: v for k, v in dict(host=args.host, port=args.port, metrics_port=args.metrics_port,
                                    workers=args.workers, keys_file=args.keys_file, redis_url=args.redis_url,
-                                   sqlite_path=args.sqlite_path, backend=args.backend).items() if v is not None}
+                                   sqlite_path=args.sqlite_path, backend=args.backend, tls_cert=args.tls_cert,
+                                   tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+                                   allow_insecure=args.allow_insecure).items() if v is not None}
     try:
         settings = load_settings(args.config, **flags)
         serve(settings)
@@ -103,7 +140,33 @@ def _add_device(args) -> int:
     return 0
 
 
+def _revoke(args) -> int:
+    from cloud_gateway.auth import revoke_key
+
+    try:
+        found = revoke_key(args.keys_file, args.name)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    if not found:
+        raise UserError(f"{args.name!r} has no key in {args.keys_file}")
+    print(f"revoked {args.name}: a running gateway drops the key at its next keys-file check (or on SIGHUP)")
+    return 0
+
+
+def _make_certs(args) -> int:
+    from cloud_gateway.certs import make_certs
+
+    try:
+        written = make_certs(args.dir, args.server_name, args.client, args.days)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise UserError(str(exc)) from None
+    for path in written:
+        print(path)
+    return 0
+
+
 def _admin(args):
+    from collab.channel import ClientTLS
     from collab.gateway_client import AdminClient
 
     if args.admin_key_file:
@@ -112,7 +175,11 @@ def _admin(args):
         key = os.environ.get(ADMIN_KEY_ENV, "")
     if not key:
         raise UserError(f"no admin key: set {ADMIN_KEY_ENV} or pass --admin-key-file")
-    return AdminClient(args.address, key)
+    try:
+        tls = ClientTLS.from_options(args.tls, args.tls_ca, args.tls_cert, args.tls_key)
+        return AdminClient(args.address, key, tls=tls, insecure=args.insecure)
+    except (ValueError, FileNotFoundError) as exc:  # InsecureChannel is a ValueError
+        raise UserError(str(exc)) from None
 
 
 def _rpc(fn):
@@ -151,13 +218,17 @@ def _budgets(args) -> int:
     resp = _rpc(lambda: client.budgets(args.device, args.task))
     for p in resp.policies:
         print(_policy_line(p))
-    # help: the gateway's count (Assist traffic); reported: the device's; mismatch: reports that disagreed
+    # help: the gateway's count (Assist traffic); reported: the device's; mismatch: reports that disagreed;
+    # flagged: reports that claimed more responses than the claim limit (excess: those not believed);
+    # throttled: Assist calls over the cloud-call limit
     print(f"{'device':<16} {'task':<12} {'mode':<8} {'tau':>5} {'resp':>8} {'help':>7} {'reported':>8} "
-          f"{'mismatch':>8} {'calls':>7} {'denied':>6} {'tokens':>9} {'window':>7} {'life':>6} {'credit':>7}")
+          f"{'mismatch':>8} {'calls':>7} {'denied':>6} {'tokens':>9} {'window':>7} {'life':>6} {'credit':>7} "
+          f"{'flagged':>7} {'excess':>9} {'throttled':>9}")
     for t in resp.budgets:
         print(f"{t.device:<16} {t.task:<12} {MODE_NAMES.get(t.mode, '?'):<8} {t.tau:>5.2f} {t.responses:>8} "
               f"{t.help_requests:>7} {t.reported_help_requests:>8} {t.mismatches:>8} {t.cloud_calls:>7} "
-              f"{t.denials:>6} {t.tokens:>9} {t.window_ratio:>7.3f} {t.lifetime_ratio:>6.3f} {t.credit:>7.2f}")
+              f"{t.denials:>6} {t.tokens:>9} {t.window_ratio:>7.3f} {t.lifetime_ratio:>6.3f} {t.credit:>7.2f} "
+              f"{t.flagged_reports:>7} {t.excess_responses:>9} {t.throttled:>9}")
     return 0
 
 

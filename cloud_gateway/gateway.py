@@ -15,6 +15,9 @@ Help is measured here, not taken from the device (collab.budget, DESIGN.md secti
 serves `budget.assist_help(group_help, group_size)` help requests, refused or not, and adds them
 to the report it names (`report_key`); a report's help is the gateway's count of them, and a
 device count that disagrees is a mismatch (`gateway_usage_mismatch_total{task}`, a log line).
+Responses, which only the device can count, are believed up to the claim limit
+(`collab.budget.claim`); a report that claims more is flagged (`gateway_flagged_reports_total`,
+a log line), and Assist grants have a rate cap of their own (`throttled`).
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from dataclasses import dataclass
 
 from collab import budget as b
 from cloud_gateway.auth import Principal
-from cloud_gateway.backends.base import AssistInput, CloudBackend
+from cloud_gateway.backends.base import AssistInput, BackendUnavailable, CloudBackend
 from cloud_gateway.metrics import GatewayMetrics
-from cloud_gateway.store.base import NAME_RE, Completion, Snapshot, Store, UnknownTask
+from cloud_gateway.store.base import NAME_RE, Completion, Snapshot, Store, UnknownTask, subject_digest
 
 log = logging.getLogger("cloud_gateway")
 MAX_KEY_CHARS = 128
@@ -44,11 +47,16 @@ class PermissionDenied(Exception):
 
 
 class Refused(Exception):
-    """Enforce mode, no credit left."""
+    """Enforce mode without credit, or (either mode) the device's cloud-call limit reached."""
 
     def __init__(self, snapshot: Snapshot):
-        super().__init__(f"help budget exhausted for task {snapshot.task!r}: credit "
-                         f"{snapshot.counters.credit_ppm / b.PPM:.3f} < 1 (tau {snapshot.tau_ppm / b.PPM:g})")
+        c = snapshot.counters
+        if b.was_throttled(snapshot.allowed, snapshot.mode, c.credit_ppm):
+            why = f"cloud-call limit reached for task {snapshot.task!r}: retry later"
+        else:
+            why = (f"help budget exhausted for task {snapshot.task!r}: credit {c.credit_ppm / b.PPM:.3f} < 1 "
+                   f"(tau {snapshot.tau_ppm / b.PPM:g})")
+        super().__init__(why)
         self.snapshot = snapshot
 
 
@@ -58,6 +66,9 @@ class Gateway:
     backend: CloudBackend
     metrics: GatewayMetrics
     max_prompt_chars: int = 32768
+    max_messages: int = 64
+    max_example_id_chars: int = 256
+    max_completion_chars: int = 262144
     _tasks: frozenset[str] = frozenset()  # tasks with a policy; only grows, so a hit needs no store read
 
     # -- device RPCs ------------------------------------------------------------------------------
@@ -70,6 +81,7 @@ class Gateway:
         done = await self.store.completion(request.device, key) if s.replayed else None
         if done is None:
             fresh = await self.backend.complete(request, timeout_s)
+            self._check_completion(len(fresh.completion), request)
             done = await self.store.complete(request.device, task, key, fresh)
             if not done.replayed:
                 self.metrics.tokens.labels(task, "prompt").inc(done.prompt_tokens)
@@ -88,11 +100,13 @@ class Gateway:
                                        group_size, report_key)
         done = await self.store.completion(request.device, key) if s.replayed else None
         if done is None:
-            fresh = None
+            fresh, chars = None, 0
             async for part in _backend_stream(self.backend, request, timeout_s):
                 if isinstance(part, Completion):
                     fresh = part
                 else:
+                    chars += len(part)
+                    self._check_completion(chars, request)
                     yield part
             done = await self.store.complete(request.device, task, key, fresh)
             if not done.replayed:
@@ -113,18 +127,24 @@ class Gateway:
         _check_key(key)
         if report_key:
             _check_key(report_key)
+        if len(example_id) > self.max_example_id_chars:
+            raise InvalidArgument(f"example_id: at most {self.max_example_id_chars} characters, got {len(example_id)}")
         self._check_messages(messages)
         if not 0 <= group_help <= group_size <= MAX_COUNT:
             raise InvalidArgument(f"need 0 <= group_help <= group_size, got {group_help}, {group_size}")
         await self._known(task)
         request = AssistInput(device, task, example_id, tuple(messages), key)
         self.backend.validate(request)  # a request the backend cannot answer costs no credit
-        s = await self.store.assist(device, task, key, subject=example_id,
+        s = await self.store.assist(device, task, key, subject=subject_digest(example_id),
                                     help_requests=b.assist_help(group_help, group_size), report_key=report_key)
         if not s.allowed:
-            self.metrics.assists.labels(task, "refused").inc()
-            if not s.replayed:
+            throttled = b.was_throttled(s.allowed, s.mode, s.counters.credit_ppm)
+            self.metrics.assists.labels(task, "throttled" if throttled else "refused").inc()
+            if not s.replayed and not throttled:
                 self.metrics.denials.labels(task).inc()
+            if not s.replayed and throttled and _power_of_two(s.counters.throttled):
+                log.warning("cloud-call limit: device %s refused an Assist on %s (%d throttled so far)", device,
+                            task, s.counters.throttled)
             raise Refused(s)
         return request, s
 
@@ -141,9 +161,16 @@ class Gateway:
         if offline_help > help_requests:
             raise InvalidArgument(f"offline_help ({offline_help}) exceeds help_requests ({help_requests})")
         s = await self.store.report(device, task, responses, help_requests, key, offline_help)
-        _, counted, reported, _ = s.report
+        believed, counted, reported, _ = s.report
         if not s.replayed:
-            self.metrics.responses.labels(task).inc(responses)
+            self.metrics.responses.labels(task).inc(believed)
+            if believed < responses:
+                self.metrics.flagged.labels(task).inc()
+                self.metrics.excess.labels(task).inc(responses - believed)
+            if believed < responses and _power_of_two(s.counters.flagged):  # a flood logs log2(n) lines
+                log.warning("implausible claim: device %s reported %d responses on %s (report %s); %d believed "
+                            "(claim limit), %d flagged reports so far", device, responses, task, key, believed,
+                            s.counters.flagged)
             self.metrics.help_requests.labels(task).inc(counted)
             self.metrics.reported_help.labels(task).inc(reported)
             if counted != reported:
@@ -206,7 +233,15 @@ class Gateway:
             if task not in self._tasks:
                 raise UnknownTask(task)
 
+    def _check_completion(self, chars: int, request: AssistInput) -> None:
+        if chars > self.max_completion_chars:
+            log.error("cloud model answered %s/%s with more than %d characters: stopped, not stored",
+                      request.device, request.idempotency_key, self.max_completion_chars)
+            raise BackendUnavailable(f"completion over max_completion_chars ({self.max_completion_chars})")
+
     def _check_messages(self, messages: list[tuple[str, str]]) -> None:
+        if len(messages) > self.max_messages:
+            raise InvalidArgument(f"messages: at most {self.max_messages}, got {len(messages)}")
         chars = sum(len(c) for _, c in messages)
         if not messages or chars == 0:
             raise InvalidArgument("empty prompt: send at least one message with content")
@@ -227,6 +262,10 @@ async def _backend_stream(backend: CloudBackend, request: AssistInput,
     done = await backend.complete(request, timeout_s)
     yield done.completion
     yield done
+
+
+def _power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
 
 
 def _need_admin(who: Principal) -> None:

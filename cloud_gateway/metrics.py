@@ -44,7 +44,7 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.assists = Counter("gateway_assists_total", "Assist calls by outcome (allowed, refused, "
+        self.assists = Counter("gateway_assists_total", "Assist calls by outcome (allowed, refused, throttled, "
                                "replayed, error)", ["task", "outcome"], registry=r)
         self.responses = Counter("gateway_responses_total", "Responses reported", ["task"], registry=r)
         self.help_requests = Counter("gateway_help_requests_total", "Help requests of reported responses, as "
@@ -54,6 +54,12 @@ class GatewayMetrics:
                                      "reported", ["task"], registry=r)
         self.mismatches = Counter("gateway_usage_mismatch_total", "Usage reports whose device help count "
                                   "disagreed with the gateway's", ["task"], registry=r)
+        self.flagged = Counter("gateway_flagged_reports_total", "Usage reports that claimed more responses than "
+                               "the per-device claim limit allowed", ["task"], registry=r)
+        self.excess = Counter("gateway_excess_responses_total", "Responses claimed beyond the claim limit (not "
+                              "counted)", ["task"], registry=r)
+        self.throttled_rpcs = Counter("gateway_throttled_rpcs_total", "RPCs refused by a per-device RPC rate or "
+                                      "concurrency limit", ["method"], registry=r)
         self.denials = Counter("gateway_denials_total", "Assist calls refused for lack of credit", ["task"], registry=r)
         self.tokens = Counter("gateway_cloud_tokens_total", "Cloud tokens served", ["task", "kind"], registry=r)
         self.latency = Histogram("gateway_rpc_latency_seconds", "RPC latency", ["method"], registry=r,

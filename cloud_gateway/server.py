@@ -3,7 +3,8 @@
 Start-up: load keys, open the store (Redis when `redis_url` is set, else SQLite), seed the task
 policies (built-in tasks with `default_budget`, plus `tasks` from the config; an admin's live
 change is never overwritten), start gRPC + health + reflection, start `/metrics`.
-Shutdown (SIGTERM/SIGINT or `stop()`): health goes NOT_SERVING, new calls are refused, in-flight
+SIGHUP (and any change of the keys file, polled every `keys_poll_s`) reloads the keys: revoking a
+key needs no restart. Shutdown (SIGTERM/SIGINT or `stop()`): health goes NOT_SERVING, new calls are refused, in-flight
 calls get `grace_s` to finish, then the store and the backend close.
 `workers = N > 1`: N such processes bind the same port with SO_REUSEPORT (the kernel spreads
 connections over them) and share the Redis store, the only state; the parent forwards SIGTERM
@@ -44,13 +45,13 @@ from cloud_gateway.auth import KeyRing
 from cloud_gateway.backends import build_backend
 from cloud_gateway.config import GatewaySettings
 from cloud_gateway.gateway import Gateway
+from cloud_gateway.limiter import DeviceLimiter
 from cloud_gateway.metrics import GatewayMetrics
 from cloud_gateway.service import CloudGatewayServicer, GatewayAdminServicer
 
 log = logging.getLogger("cloud_gateway")
 SERVICES = (pb.DESCRIPTOR.services_by_name["CloudGateway"].full_name,
             pb.DESCRIPTOR.services_by_name["GatewayAdmin"].full_name)
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 
@@ -62,10 +63,10 @@ def build_store(settings: GatewaySettings):
     if settings.redis_url:
         from cloud_gateway.store.redis_store import RedisStore
 
-        return RedisStore(settings.redis_url, settings.idempotency_ttl_s)
+        return RedisStore(settings.redis_url, settings.limits.store_limits(), settings.idempotency_ttl_s)
     from cloud_gateway.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.sqlite_path, settings.idempotency_ttl_s)
+    return SqliteStore(settings.sqlite_path, settings.limits.store_limits(), settings.idempotency_ttl_s)
 
 
 def initial_policies(settings: GatewaySettings) -> dict:
@@ -76,6 +77,29 @@ def initial_policies(settings: GatewaySettings) -> dict:
     return policies
 
 
+def server_credentials(settings: GatewaySettings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the PEM files; with `tls_client_ca`, client certificates are required."""
+    s = settings
+    if s.tls_cert is None:
+        return None
+    ca = s.tls_client_ca.read_bytes() if s.tls_client_ca else None
+    return grpc.ssl_server_credentials([(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
+                                       root_certificates=ca, require_client_auth=ca is not None)
+
+
+def transport(settings: GatewaySettings) -> str:
+    if settings.tls_cert is None:
+        return "plaintext"
+    return "mutual TLS" if settings.tls_client_ca else "TLS"
+
+
+def bind(server: grpc.aio.Server, settings: GatewaySettings) -> int:
+    """Add the listening port (TLS when configured; plaintext off loopback was refused at load)."""
+    address = f"{settings.host}:{settings.port}"
+    creds = server_credentials(settings)
+    return server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
+
+
 class GatewayServer:
     """One gateway process: `await start()` returns the bound port; `await stop()` drains."""
 
@@ -84,6 +108,7 @@ class GatewayServer:
         self.reuse_port = reuse_port  # only workers share a port: a stray second gateway must fail to bind
         self.keys = KeyRing.load(settings.keys_file)
         self.metrics = GatewayMetrics()
+        self._keys_watch: asyncio.Task | None = None
         self.port: int | None = None
         self.metrics_port: int | None = None
         self._metrics_http = None
@@ -93,15 +118,20 @@ class GatewayServer:
         self.store = build_store(s)
         await self.store.seed_policies(initial_policies(s))
         self.backend = build_backend(s)
-        self.gateway = Gateway(self.store, self.backend, self.metrics, s.max_prompt_chars)
-        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                               ("grpc.so_reuseport", int(self.reuse_port))])
-        pb_grpc.add_CloudGatewayServicer_to_server(CloudGatewayServicer(self.gateway, self.keys), self.server)
-        pb_grpc.add_GatewayAdminServicer_to_server(GatewayAdminServicer(self.gateway, self.keys), self.server)
+        self.gateway = Gateway(self.store, self.backend, self.metrics, s.max_prompt_chars, s.max_messages,
+                               s.max_example_id_chars, s.max_completion_chars)
+        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", s.max_message_bytes),
+                                               ("grpc.so_reuseport", int(self.reuse_port))],
+                                      maximum_concurrent_rpcs=s.max_concurrent_rpcs)
+        lim = s.limits
+        limiter = DeviceLimiter(lim.rpc_per_s, lim.rpc_burst, lim.rpc_concurrent)
+        for servicer, add in ((CloudGatewayServicer, pb_grpc.add_CloudGatewayServicer_to_server),
+                              (GatewayAdminServicer, pb_grpc.add_GatewayAdminServicer_to_server)):
+            add(servicer(self.gateway, self.keys, limiter), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
-        self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
+        self.port = bind(self.server, s)
         if self.port == 0:
             raise OSError(f"cannot bind gRPC to {s.host}:{s.port}")
         await self.server.start()
@@ -110,12 +140,29 @@ class GatewayServer:
         if s.metrics_port >= 0:
             self._metrics_http, _ = start_http_server(s.metrics_port, s.host, registry=self.metrics.registry)
             self.metrics_port = self._metrics_http.server_port
-        log.info("gateway on %s:%d (store %s, backend %s, metrics port %s)", s.host, self.port,
+        self._keys_watch = asyncio.create_task(self._watch_keys())
+        log.info("gateway on %s:%d (%s, store %s, backend %s, metrics port %s)", s.host, self.port, transport(s),
                  "redis" if s.redis_url else f"sqlite {s.sqlite_path}", self.backend.name, self.metrics_port)
         return self.port
 
+    def reload_keys(self, only_if_changed: bool = False) -> None:
+        """Read the keys file again (SIGHUP, or a change seen by the watcher): a revoked key stops
+        working at once. A broken file is logged and the keys in force stay."""
+        path = self.settings.keys_file
+        try:
+            if self.keys.reload(only_if_changed):
+                log.info("keys reloaded from %s: %d device and %d admin keys", path, *self.keys.names())
+        except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+            log.error("keys file %s not reloaded, the keys in force stay: %s", path, exc)
+
+    async def _watch_keys(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.keys_poll_s)
+            self.reload_keys(only_if_changed=True)
+
     async def stop(self, grace_s: float | None = None) -> None:
         grace = self.settings.grace_s if grace_s is None else grace_s
+        self._keys_watch.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)  # refuses new calls, lets in-flight ones finish within grace
         await self.store.close()
@@ -125,11 +172,12 @@ class GatewayServer:
             self._metrics_http.server_close()
 
     async def serve_forever(self) -> None:
-        await self.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_keys)
+        await self.start()
         await stop.wait()
         log.info("shutting down: draining in-flight calls (grace %.1f s)", self.settings.grace_s)
         await self.stop()
@@ -150,15 +198,19 @@ def serve_workers(settings: GatewaySettings) -> None:
              for i in range(settings.workers)]
     stopping = False
 
-    def forward(signum, _frame) -> None:
-        nonlocal stopping
-        stopping = True
+    def signal_all(signum, _frame) -> None:
         for p in procs:
             if p.is_alive():
                 os.kill(p.pid, signum)
 
+    def forward(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        signal_all(signum, _frame)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, forward)
+    signal.signal(signal.SIGHUP, signal_all)  # each worker reloads its keys
     for p in procs:
         p.start()
     log.info("gateway: %d workers on %s:%d (pids %s)", len(procs), settings.host, settings.port,
@@ -177,6 +229,7 @@ def serve_workers(settings: GatewaySettings) -> None:
 
 
 def _worker(values: dict, index: int, log_level: int) -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a SIGHUP forwarded while starting must not kill it
     logging.basicConfig(level=log_level, format=LOG_FORMAT, force=True)
     settings = GatewaySettings(**values)
     if settings.metrics_port > 0:

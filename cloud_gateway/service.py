@@ -1,7 +1,10 @@
 """gRPC servicers: authenticate, convert wire <-> domain, map domain errors to status codes.
 
 Every handler goes through `_rpc`, the one place where exceptions become status codes, so no
-input can crash the server: unknown exceptions are logged and answered INTERNAL.
+input can crash the server: unknown exceptions are logged and answered INTERNAL. `_rpc` also
+applies the per-device RPC limits (`limiter.py`) right after authentication. A failing store or
+cloud model is logged here in full and answered with a generic UNAVAILABLE: its address, its
+credentials in a URL, and its own error text never reach a device.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from collab.v1 import gateway_pb2_grpc as pb_grpc
 from cloud_gateway.auth import KeyRing, Principal
 from cloud_gateway.backends.base import BackendInputError, BackendUnavailable
 from cloud_gateway.gateway import Gateway, InvalidArgument, PermissionDenied, Refused
+from cloud_gateway.limiter import DeviceLimiter, Throttled
+from collab.gateway_client import RETRY_AFTER_TRAILER, TELEMETRY_TRAILER
 from cloud_gateway.store.base import KeyReused, Snapshot, StoreUnavailable, UnknownTask
 
 log = logging.getLogger("cloud_gateway")
-TELEMETRY_TRAILER = "collab-telemetry-bin"  # RESOURCE_EXHAUSTED carries the Telemetry here
 MODES = {"meter": pb.MODE_METER, "enforce": pb.MODE_ENFORCE}
 MODE_NAMES = {v: k for k, v in MODES.items()}
 
@@ -37,7 +41,7 @@ def telemetry(s: Snapshot) -> pb.Telemetry:
         help_requests=c.help_requests, cloud_calls=c.cloud_calls, denials=c.denials, tokens=c.tokens,
         window_ratio=b.window_ratio(c), lifetime_ratio=b.lifetime_ratio(c), credit=c.credit_ppm / b.PPM,
         burst=s.burst_ppm / b.PPM, window_responses=c.win_responses, reported_help_requests=c.reported_help,
-        mismatches=c.mismatches)
+        mismatches=c.mismatches, flagged_reports=c.flagged, excess_responses=c.excess, throttled=c.throttled)
     if s.report is not None:
         responses, counted, reported, tau_before = s.report
         t.report_ratio = b.ratio(counted, responses)
@@ -73,7 +77,8 @@ def _rpc(method):
         start = time.perf_counter()
         try:
             who = authenticate(self.keys, context)
-            return await method(self, who, request, context)
+            with self.limiter.admit(who.name, who.admin):
+                return await method(self, who, request, context)
         except Unauthenticated as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         except PermissionDenied as exc:
@@ -86,8 +91,16 @@ def _rpc(method):
         except Refused as exc:
             context.set_trailing_metadata(((TELEMETRY_TRAILER, telemetry(exc.snapshot).SerializeToString()),))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        except (BackendUnavailable, StoreUnavailable) as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Throttled as exc:
+            self.gateway.metrics.throttled_rpcs.labels(method.__name__).inc()
+            context.set_trailing_metadata(((RETRY_AFTER_TRAILER, f"{exc.retry_after_s:.3f}"),))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except BackendUnavailable as exc:
+            log.warning("%s: cloud model unavailable: %s", method.__name__, exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "cloud model unavailable: retry with the same key")
+        except StoreUnavailable as exc:
+            log.warning("%s: store unavailable: %s", method.__name__, exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "budget store unavailable: retry with the same key")
         except grpc.aio.AbortError:
             raise
         except Exception:  # noqa: BLE001 -- the one catch-all: log it, keep serving
@@ -102,8 +115,8 @@ def _rpc(method):
 
 
 class _Base:
-    def __init__(self, gateway: Gateway, keys: KeyRing):
-        self.gateway, self.keys = gateway, keys
+    def __init__(self, gateway: Gateway, keys: KeyRing, limiter: DeviceLimiter):
+        self.gateway, self.keys, self.limiter = gateway, keys, limiter
 
 
 class CloudGatewayServicer(_Base, pb_grpc.CloudGatewayServicer):

@@ -21,6 +21,15 @@ The cloud grants each (device, task) at most a share `tau` of its responses as h
 - `tau` may follow a schedule keyed on the device's lifetime responses for the task (paper D.3's
   time-varying tau): a report earns credit at the tau in force *before* the report, and that tau
   is the one its responses were budgeted at (the trainer's dual update uses it).
+- Claims are bounded (DESIGN.md section 9: a device is trusted only for what only it can know).
+  Per (device, task) two token buckets refill with time, whatever the device reports: a report
+  is believed for at most as many responses as the *claim* bucket holds (`Limits.responses_*`);
+  the rest are `excess`, counted nowhere else (no credit, no schedule progress, no ratio), and the
+  report is `flagged`. An allowed Assist also takes one token from the *calls* bucket
+  (`Limits.assists_*`), in both modes; without one it is refused and `throttled`, spending no
+  credit. So over T seconds a device gets at most `assists_burst + assists_per_s * T` cloud calls
+  per task, however many responses it claims. Rates are PPM of a unit per millisecond, the clock
+  the store's (`now_ms`).
 - Window: responses are counted in consecutive windows of `window` responses; the window ratio is
   help/responses over the current (open) window plus the previous full one, i.e. over the last
   `window`..`2*window` responses (O(1) state, exact in Lua and SQL alike).
@@ -95,6 +104,12 @@ class Counters:
     prev_help: int = 0
     reported_help: int = 0  # help requests the device reported (help_requests: the gateway's count)
     mismatches: int = 0  # reports whose device count disagreed with the gateway's
+    claim_ppm: int = 0  # claim bucket: responses a report may still claim (PPM)
+    calls_ppm: int = 0  # calls bucket: Assist grants left (PPM)
+    clock_ms: int = 0  # when both buckets were last refilled (0: never: they start full)
+    flagged: int = 0  # reports that claimed more responses than the claim bucket held
+    excess: int = 0  # responses claimed beyond the claim bucket (not counted anywhere else)
+    throttled: int = 0  # Assist calls refused because the calls bucket was empty
 
 
 FIELDS: tuple[str, ...] = tuple(Counters.__dataclass_fields__)
@@ -103,6 +118,73 @@ FIELDS: tuple[str, ...] = tuple(Counters.__dataclass_fields__)
 def fresh(policy: Policy) -> Counters:
     """A budget nobody has touched yet: full bucket."""
     return Counters(credit_ppm=policy.burst_ppm)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Time-based bounds of one (device, task), the same for every device (gateway config)."""
+
+    responses_rate: int  # claim refill, PPM of a response per ms (100 responses/s = 100_000)
+    responses_burst: int  # claim bucket size, responses
+    assists_rate: int  # calls refill, PPM of an Assist per ms
+    assists_burst: int  # calls bucket size, Assist calls
+
+    def __post_init__(self) -> None:
+        if min(self.responses_rate, self.assists_rate) < 1 or min(self.responses_burst, self.assists_burst) < 1:
+            raise ValueError("limits: rates and bursts must be at least 1")
+        if max(self.responses_burst, self.assists_burst) > MAX_BURST:
+            raise ValueError(f"limits: a burst must be at most {MAX_BURST} (exact in Lua's doubles)")
+
+
+MAX_BURST = 10**9  # bucket levels stay below 1e15 PPM: floor(level / PPM) is exact in Lua's doubles
+
+
+def per_ms_ppm(per_s: float) -> int:
+    """A rate per second as PPM per millisecond (0.001/s resolution)."""
+    return round(per_s * PPM / 1000)
+
+
+def refill(c: Counters, lim: Limits, now_ms: int) -> Counters:
+    """Both buckets refilled to `now_ms` (a clock behind the last refill adds nothing).
+
+    rate * elapsed may exceed 2**53 in Lua (a first refill from clock 0); it is then far above
+    the cap, which min() returns exactly, so Lua and Python still agree."""
+    dt = max(0, now_ms - c.clock_ms)
+    return replace(c, claim_ppm=min(lim.responses_burst * PPM, c.claim_ppm + lim.responses_rate * dt),
+                   calls_ppm=min(lim.assists_burst * PPM, c.calls_ppm + lim.assists_rate * dt),
+                   clock_ms=max(c.clock_ms, now_ms))
+
+
+def claim(c: Counters, responses: int) -> tuple[int, Counters]:
+    """(responses believed, counters): at most what the claim bucket holds; the rest is excess."""
+    believed = min(responses, c.claim_ppm // PPM)
+    excess = responses - believed
+    return believed, replace(c, claim_ppm=c.claim_ppm - believed * PPM, excess=c.excess + excess,
+                             flagged=c.flagged + (excess > 0))
+
+
+def bounded_report(c: Counters, p: Policy, lim: Limits, now_ms: int, responses: int, help_requests: int,
+                   reported_help: int) -> tuple[int, Counters]:
+    """A report through the claim bucket: (responses believed, counters after `report`)."""
+    believed, c = claim(refill(c, lim, now_ms), responses)
+    return believed, report(c, p, believed, help_requests, reported_help)
+
+
+def bounded_assist(c: Counters, p: Policy, lim: Limits, now_ms: int, help_requests: int = 1) -> tuple[bool, Counters]:
+    """An Assist through the credit rule, then the calls bucket: a call the credit allows is
+    still refused (`throttled`, no credit spent) when the calls bucket is empty."""
+    c = refill(c, lim, now_ms)
+    allowed, after = assist(c, p, help_requests)
+    if not allowed:
+        return False, after
+    if c.calls_ppm < PPM:
+        return False, replace(c, throttled=c.throttled + 1)
+    return True, replace(after, calls_ppm=after.calls_ppm - PPM)
+
+
+def was_throttled(allowed: bool, mode: str, credit_ppm: int) -> bool:
+    """Why a refused Assist was refused: the calls bucket (True) or the credit (False)."""
+    return not allowed and (mode == "meter" or credit_ppm >= PPM)
 
 
 def tau_at(schedule: tuple[tuple[int, int], ...], responses: int) -> int:

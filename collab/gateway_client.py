@@ -4,12 +4,17 @@ Used by the trainer (cloud queries through Assist, the dual update from the gate
 ratio) and by the edge agent. Every call has a deadline; UNAVAILABLE / DEADLINE_EXCEEDED are
 retried (`retries` times, exponential backoff) with the *same* idempotency key, so a retry is
 metered once; then `CloudUnavailable`. A budget refusal (RESOURCE_EXHAUSTED carrying the
-telemetry trailer) becomes `CloudRefused`; gRPC's own RESOURCE_EXHAUSTED (a message over 4 MiB)
-stays a `grpc.RpcError`. Other errors (bad input, bad key) raise `grpc.RpcError` unchanged:
+telemetry trailer) becomes `CloudRefused`; the gateway's per-device rate limit (RESOURCE_EXHAUSTED
+carrying a retry-after trailer) is retried like weather, waiting at least that long, then
+`CloudUnavailable`; gRPC's own RESOURCE_EXHAUSTED (a message over the size cap) stays a
+`grpc.RpcError`. Other errors (bad input, bad key) raise `grpc.RpcError` unchanged:
 they are bugs or misconfiguration, not weather. No redis, no torch here.
 
 `assist_stream` (AssistStream) retries the same way until the first message arrives; a stream
 that breaks after that is `CloudUnavailable` (the part already yielded cannot be taken back).
+
+Both clients speak TLS (mutual TLS with a client certificate) when given a `ClientTLS`, and
+refuse plaintext to a non-loopback gateway unless `insecure=True` (`collab.channel`).
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from collections.abc import Iterator
 
 import grpc
 
+from collab.channel import ClientTLS, open_channel
 from collab.cloud import CloudRefused, CloudReply, CloudUnavailable, Telemetry
 from collab.tasks.base import Example
 from collab.v1 import gateway_pb2 as pb
 from collab.v1 import gateway_pb2_grpc as pb_grpc
 
-TELEMETRY_TRAILER = "collab-telemetry-bin"
+TELEMETRY_TRAILER = "collab-telemetry-bin"  # a budget refusal (RESOURCE_EXHAUSTED) carries the Telemetry here
+RETRY_AFTER_TRAILER = "collab-retry-after-s"  # a per-device rate limit (RESOURCE_EXHAUSTED): seconds to wait
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 MODE_NAMES = {pb.MODE_METER: "meter", pb.MODE_ENFORCE: "enforce"}
 
@@ -42,14 +49,15 @@ def to_telemetry(t: pb.Telemetry) -> Telemetry:
 
 class GatewayCloud:
     def __init__(self, address: str, api_key: str, *, timeout_s: float = 30.0, retries: int = 3,
-                 backoff_s: float = 0.1, key_prefix: str = ""):
+                 backoff_s: float = 0.1, key_prefix: str = "", tls: ClientTLS | None = None,
+                 insecure: bool = False):
         """`key_prefix` goes in front of every idempotency key (Assist, its report_key, ReportUsage):
         the trainer passes its run id, so two runs of one device key never replay each other's
         `train/<step>/...` keys, and a resumed run replays its own."""
         self.address, self.timeout_s, self.retries, self.backoff_s = address, timeout_s, retries, backoff_s
         self.key_prefix = key_prefix
         self._metadata = (("authorization", f"Bearer {api_key}"),)
-        self._channel = grpc.insecure_channel(address)
+        self._channel = open_channel(address, tls, insecure)
         self.stub = pb_grpc.CloudGatewayStub(self._channel)
 
     def assist(self, example: Example, messages: list[dict[str, str]], *, idempotency_key: str,
@@ -79,10 +87,10 @@ class GatewayCloud:
                 if started:
                     raise CloudUnavailable(f"gateway {self.address}: AssistStream broke: "
                                            f"{exc.code().name}: {exc.details()}") from None
-                self._raise_unless_retryable(exc, attempt)
+                wait = self._raise_unless_retryable(exc, attempt)
             finally:
                 call.cancel()
-            time.sleep(self.backoff_s * 2**attempt)
+            time.sleep(max(self.backoff_s * 2**attempt, wait))
 
     def _assist_request(self, example: Example, messages: list[dict[str, str]], idempotency_key: str,
                         group_help: int, group_size: int, report_key: str) -> pb.AssistRequest:
@@ -119,26 +127,35 @@ class GatewayCloud:
             try:
                 return method(request, timeout=self.timeout_s, metadata=self._metadata)
             except grpc.RpcError as exc:
-                self._raise_unless_retryable(exc, attempt)
-                time.sleep(self.backoff_s * 2**attempt)
+                wait = self._raise_unless_retryable(exc, attempt)
+                time.sleep(max(self.backoff_s * 2**attempt, wait))
         raise AssertionError("unreachable")
 
-    def _raise_unless_retryable(self, exc: grpc.RpcError, attempt: int) -> None:
-        """A refusal -> CloudRefused; weather -> return (retry) or, on the last attempt,
-        CloudUnavailable; anything else re-raised as is."""
+    def _raise_unless_retryable(self, exc: grpc.RpcError, attempt: int) -> float:
+        """A refusal -> CloudRefused; weather or a rate limit -> the least seconds to wait before
+        the retry, or, on the last attempt, CloudUnavailable; anything else re-raised as is."""
         code = exc.code()
         telemetry = _trailer_telemetry(exc)
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED and telemetry is not None:
             raise CloudRefused(exc.details(), telemetry) from None
-        if code not in RETRYABLE:
+        wait = _trailer_retry_after(exc) if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None
+        if code not in RETRYABLE and wait is None:
             raise exc
         if attempt == self.retries:
             raise CloudUnavailable(f"gateway {self.address}: {code.name} after {attempt + 1} "
                                    f"attempts: {exc.details()}") from None
+        return wait or 0.0
 
 
 def _reply(r: pb.AssistResponse) -> CloudReply:
     return CloudReply(r.completion, r.prompt_tokens, r.completion_tokens, to_telemetry(r.telemetry))
+
+
+def _trailer_retry_after(exc: grpc.RpcError) -> float | None:
+    for key, value in exc.trailing_metadata() or ():
+        if key == RETRY_AFTER_TRAILER:
+            return float(value)
+    return None
 
 
 def _trailer_telemetry(exc: grpc.RpcError) -> Telemetry | None:
@@ -151,9 +168,10 @@ def _trailer_telemetry(exc: grpc.RpcError) -> Telemetry | None:
 class AdminClient:
     """The admin RPCs (`dagrpo gateway set-tau | budgets | reset`)."""
 
-    def __init__(self, address: str, admin_key: str, *, timeout_s: float = 10.0):
+    def __init__(self, address: str, admin_key: str, *, timeout_s: float = 10.0,
+                 tls: ClientTLS | None = None, insecure: bool = False):
         self._metadata = (("authorization", f"Bearer {admin_key}"),)
-        self._channel = grpc.insecure_channel(address)
+        self._channel = open_channel(address, tls, insecure)
         self.stub = pb_grpc.GatewayAdminStub(self._channel)
         self.timeout_s = timeout_s
 
@@ -174,3 +192,9 @@ class AdminClient:
 
     def close(self) -> None:
         self._channel.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

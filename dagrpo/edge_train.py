@@ -26,16 +26,24 @@ from dagrpo.errors import UserError
 from llama_runtime.export import export_adapter, find_adapter_dir
 
 
-def gateway_overrides(gateway: str, api_key: str) -> list[str]:
-    return ['cloud.backend="gateway"', f'cloud.address="{gateway}"', f'cloud.api_key="{api_key}"']
+def point_at_gateway(cfg, gateway: dict, api_key: str):
+    """`cfg` with `cloud.backend = "gateway"` and the given CloudConfig fields (address, TLS
+    files, api_key_file); `api_key` is held as a secret, never written to RUN_DIR/config.toml."""
+    from trainer.config import config_from_dict
+
+    data = cfg.model_dump(mode="json")
+    data["cloud"] = {**data["cloud"], **gateway, "backend": "gateway"}
+    out = config_from_dict(data)  # UserError naming the field
+    out.cloud.api_key = api_key or cfg.cloud.api_key
+    return out
 
 
-def edge_train(config: str, overrides: list[str], out: str, *, gateway: str, api_key: str,
+def edge_train(config: str, overrides: list[str], out: str, *, gateway: dict, api_key: str,
                agent: str | None, base_gguf: str, max_steps: int | None = None) -> dict:
     from trainer.config import load_config
     from trainer.train import train
 
-    cfg = load_config(config, [*overrides, *gateway_overrides(gateway, api_key)])
+    cfg = point_at_gateway(load_config(config, overrides), gateway, api_key)
     if cfg.model.name_or_path == "tiny-random":
         raise UserError("model.name_or_path='tiny-random' has no GGUF for the agent to run")
     ctx = train(cfg, out, max_steps=max_steps, progress=True)

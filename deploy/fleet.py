@@ -3,6 +3,10 @@
 The run, top to bottom:
 1. Keys: a fresh keys file in the run directory with one key per device (`dev-01`..`dev-NN`)
    and an admin key (the keys themselves are only in memory and in the children's environment).
+   With `--tls`: a CA, the gateway's certificate and one client certificate per device and for
+   the admin in RUN_DIR/certs (`dagrpo gateway make-certs`); every connection is mutual TLS.
+   A child gets only an allow-list of this process's environment (`child_env`): never the
+   operator's GATEWAY_ADMIN_KEY, cloud API keys or tokens, only its own key.
 2. Gateway: `dagrpo gateway serve` on free loopback ports, on Redis when `--redis-url` is given,
    else on its embedded SQLite store in the run directory; wait for gRPC health SERVING.
 3. Budgets: through the admin RPCs, set tau/mode/burst/window of every fleet task and reset the
@@ -40,6 +44,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,6 +92,7 @@ class FleetConfig(BaseModel):
     drain_s: float = Field(120.0, ge=0, description="most seconds to wait for in-flight requests")
     grace_s: float = Field(15.0, ge=0, description="SIGTERM -> SIGKILL delay per child")
     live: bool = Field(True, description="live table (else a line every 10 s)")
+    tls: bool = Field(False, description="mutual TLS between agents, admin and gateway (certs in out_dir/certs)")
 
     @field_validator("tasks")
     @classmethod
@@ -143,6 +149,7 @@ class Fleet:
     agents: list[Agent] = field(default_factory=list)  # healthy agents only
     gateway_address: str = ""  # gRPC host:port
     gateway_metrics_port: int = 0
+    certs: Path | None = None  # RUN_DIR/certs with --tls
     outcomes: list[Outcome] = field(default_factory=list)  # appended on the event loop thread
     tau_applied: list[dict] = field(default_factory=list)  # each --tau-at as the gateway took it
 
@@ -156,14 +163,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# What a child inherits from this process: the interpreter's and the C runtime's basics, and its
+# own settings namespace (GATEWAY_* for the gateway, EDGE_* for an agent) minus the secrets that
+# are not its own. Everything else (tokens, cloud keys, the admin key) stays here.
+BASE_ENV = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+                      "PYTHONPATH", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "OMP_NUM_THREADS", "HF_HUB_OFFLINE",
+                      "TRANSFORMERS_OFFLINE", "SSL_CERT_FILE", "SSL_CERT_DIR"})
+NOT_INHERITED = frozenset({"GATEWAY_ADMIN_KEY", "GATEWAY_ADDRESS", "EDGE_API_KEY"})
+
+
+def child_env(environ: dict[str, str], prefix: str, own: dict[str, str]) -> dict[str, str]:
+    """The environment of a child whose settings use `prefix`: the allow-list, then `own`."""
+    kept = {k: v for k, v in environ.items()
+            if (k in BASE_ENV or k.startswith("LC_") or k.startswith(prefix)) and k not in NOT_INHERITED}
+    return {**kept, "PYTHONUNBUFFERED": "1", **own}
+
+
 def spawn(fleet: Fleet, name: str, argv: list[str], env: dict[str, str]) -> Child:
-    """Start `python -m dagrpo.cli ARGV` as the leader of a new session (its own process group)."""
+    """Start `python -m dagrpo.cli ARGV` as the leader of a new session (its own process group),
+    with `env` as its whole environment."""
     log_path = fleet.cfg.out_dir / "logs" / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "dagrpo.cli", *argv], stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
     child = Child(name, proc, log_path)
     fleet.children.append(child)
     return child
@@ -202,13 +225,40 @@ def wait_until(child: Child, ready, what: str, timeout_s: float = 120.0) -> None
 # -- the gateway ----------------------------------------------------------------------------------
 
 
+ADMIN = "fleet-admin"
+
+
 def make_keys(path: Path, devices: list[str]) -> tuple[dict[str, str], str]:
     """A fresh keys file: ({device: key}, admin key)."""
     from cloud_gateway.auth import add_key
 
     path.unlink(missing_ok=True)
     keys = {d: add_key(path, d) for d in devices}
-    return keys, add_key(path, "fleet-admin", admin=True)
+    return keys, add_key(path, ADMIN, admin=True)
+
+
+def tls_server_args(certs: Path | None) -> list[str]:
+    if certs is None:
+        return []
+    return ["--tls-cert", str(certs / "server.crt"), "--tls-key", str(certs / "server.key"),
+            "--tls-client-ca", str(certs / "ca.crt")]
+
+
+def client_tls(certs: Path | None, name: str):
+    """The `ClientTLS` of client `name` (mutual TLS), or None without --tls."""
+    from collab.channel import ClientTLS
+
+    if certs is None:
+        return None
+    return ClientTLS(str(certs / "ca.crt"), str(certs / "clients" / f"{name}.crt"),
+                     str(certs / "clients" / f"{name}.key"))
+
+
+def agent_tls_env(certs: Path | None, device: str) -> dict[str, str]:
+    tls = client_tls(certs, device)
+    if tls is None:
+        return {}
+    return {"EDGE_GATEWAY_CA": tls.ca, "EDGE_GATEWAY_CERT": tls.cert, "EDGE_GATEWAY_KEY": tls.key}
 
 
 def start_gateway(fleet: Fleet, keys_file: Path) -> Child:
@@ -221,12 +271,14 @@ def start_gateway(fleet: Fleet, keys_file: Path) -> Child:
         "gateway", "serve", "--host", HOST, "--port", str(port),
         "--metrics-port", str(fleet.gateway_metrics_port), "--keys-file", str(keys_file),
         "--backend", cfg.backend, "--log-level", "WARNING", *store,
-    ], {"GATEWAY_REFERENCE_LATENCY_S": str(cfg.cloud_latency_s)})
+        *tls_server_args(fleet.certs),
+    ], child_env(os.environ, "GATEWAY_", {"GATEWAY_REFERENCE_LATENCY_S": str(cfg.cloud_latency_s)}))
 
-    import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(fleet.gateway_address) as channel:
+    from collab.channel import open_channel
+
+    with open_channel(fleet.gateway_address, client_tls(fleet.certs, ADMIN)) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         wait_until(child, lambda: stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
                    == health_pb2.HealthCheckResponse.SERVING, "gRPC health SERVING", 60)
@@ -265,7 +317,8 @@ def start_agents(fleet: Fleet, keys: dict[str, str]) -> None:
     (cfg.out_dir / "agents").mkdir(exist_ok=True)
     for device, key in keys.items():
         port = free_port()
-        env = {"EDGE_API_KEY": key, "EDGE_FLUSH_INTERVAL_S": str(cfg.flush_interval_s), **knob_env(cfg)}
+        env = child_env(os.environ, "EDGE_", {"EDGE_API_KEY": key, "EDGE_FLUSH_INTERVAL_S": str(cfg.flush_interval_s),
+                                              **agent_tls_env(fleet.certs, device), **knob_env(cfg)})
         child = spawn(fleet, device, [
             "edge", "serve", "--host", HOST, "--port", str(port),
             "--gateway", fleet.gateway_address, "--threads", str(cfg.threads),
@@ -395,10 +448,10 @@ async def apply_tau_changes(fleet: Fleet, admin, start: float) -> None:
             log.info("tau of %s set to %g at %.1f s", task, c.tau, time.monotonic() - start)
 
 
-async def load_phase(fleet: Fleet, admin) -> tuple[float, bool]:
-    """Run the load with the live view and the tau changes; SIGINT/SIGTERM end it early. Returns
-    the seconds from the first request to the last reply (sending + drain), and whether it was
-    interrupted."""
+async def load_phase(fleet: Fleet, admin, early_stop: threading.Event | None = None) -> tuple[float, bool]:
+    """Run the load with the live view and the tau changes; SIGINT/SIGTERM end it early (also one
+    that came before the loop's handlers were in place: `early_stop`). Returns the seconds from the
+    first request to the last reply (sending + drain), and whether it was interrupted."""
     from rich.console import Console
     from rich.live import Live
 
@@ -409,6 +462,8 @@ async def load_phase(fleet: Fleet, admin) -> tuple[float, bool]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if early_stop is not None and early_stop.is_set():
+        stop.set()
     start = time.monotonic()
     console = Console() if sys.stdout.isatty() else Console(width=120)  # logs: no 80-col wrap
     load = asyncio.create_task(run_load(fleet.agents, bodies, cfg.rate, cfg.duration_s,
@@ -454,15 +509,26 @@ def run_fleet(cfg: FleetConfig) -> dict:
     admin = None
     try:
         keys, admin_key = make_keys(cfg.out_dir / "gateway-keys.toml", devices)
+        if cfg.tls:
+            from cloud_gateway.certs import make_certs
+
+            fleet.certs = cfg.out_dir / "certs"
+            make_certs(fleet.certs, [], [*devices, ADMIN])
         start_gateway(fleet, cfg.out_dir / "gateway-keys.toml")
         from collab.gateway_client import AdminClient
 
-        admin = AdminClient(fleet.gateway_address, admin_key)
+        admin = AdminClient(fleet.gateway_address, admin_key, tls=client_tls(fleet.certs, ADMIN))
         configure_budgets(admin, cfg, devices)
         start_agents(fleet, keys)
+        # From here a Ctrl-C ends the load (not the run): it still settles and writes the summary.
+        early_stop = threading.Event()
+        previous_int = signal.signal(signal.SIGINT, lambda *_: early_stop.set())
         _write_json(cfg.out_dir / "prometheus-targets.json", prometheus_targets(fleet))
         started_at = time.time()
-        wall_s, interrupted = asyncio.run(load_phase(fleet, admin))
+        try:
+            wall_s, interrupted = asyncio.run(load_phase(fleet, admin, early_stop))
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
         settle(fleet)
         settled_at = time.time()
         totals = gateway_totals(admin, devices, cfg.tasks)

@@ -54,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="agents hold the gateway's tau with the help knob (EDGE_HELP_KNOB)")
     p.add_argument("--no-live", dest="live", action="store_false", default=None,
                    help="print a progress line every 10 s instead of the live table")
+    p.add_argument("--tls", action="store_const", const=True, default=None,
+                   help="mutual TLS on every gateway connection (a CA and certificates in OUT/certs)")
     p.set_defaults(func=_run)
 
 
@@ -65,7 +67,7 @@ def _config(args: argparse.Namespace):
 
     values = {dest: getattr(args, dest) for dest, _, _ in _FLAGS.values()
               if getattr(args, dest, None) is not None}
-    for flag in ("live", "help_knob"):
+    for flag in ("live", "help_knob", "tls"):
         if getattr(args, flag) is not None:
             values[flag] = getattr(args, flag)
     try:

@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger("deploy.loadgen")
 
@@ -88,16 +89,18 @@ async def _one(client, agent: Agent, body: dict, t0: float, timeout_s: float) ->
 async def run_load(agents: Sequence[Agent], bodies: Sequence[dict], rate: float,
                    duration_s: float, on_outcome: Callable[[Outcome], None],
                    stop: asyncio.Event | None = None, *, request_timeout_s: float = 300.0,
-                   drain_s: float = 120.0) -> int:
+                   drain_s: float = 120.0, api_key: str = "") -> int:
     """Send for `duration_s` seconds (0: until `stop` is set), then wait up to `drain_s` for the
-    requests in flight. Returns how many were sent."""
+    requests in flight; `api_key` is the agents' client key (empty: agents without keys). Returns
+    how many were sent."""
     import httpx
 
     if rate <= 0 or not agents or not bodies:
         raise ValueError("run_load needs rate > 0, at least one agent and one question")
     stop = stop or asyncio.Event()
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
-    async with httpx.AsyncClient(limits=limits) as client:
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(limits=limits, headers=headers) as client:
         t0, k, pending = time.monotonic(), 0, set()
         while not stop.is_set():
             due = t0 + k / rate
@@ -148,6 +151,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, default=256, help="local token cap per answer")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--metrics-port", type=int, default=-1, help="serve loadgen_* metrics (-1: off)")
+    p.add_argument("--api-key-file", type=Path, help="file holding the agents' client key (dagrpo edge add-key)")
     return p.parse_args(argv)
 
 
@@ -163,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("no agents: give --agent URL or --resolve HOST:PORT")
     bodies = answer_bodies(args.tasks.split(","), args.per_task, max_tokens=args.max_tokens,
                            temperature=args.temperature)
+    api_key = args.api_key_file.read_text().strip() if args.api_key_file else ""
     record = _metrics_recorder(args.metrics_port) if args.metrics_port >= 0 else (lambda o: None)
     log.info("sending %.2f req/s to %d agents: %s", args.rate, len(agents),
              ", ".join(a.url for a in agents))
@@ -172,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        return await run_load(agents, bodies, args.rate, args.duration, record, stop)
+        return await run_load(agents, bodies, args.rate, args.duration, record, stop, api_key=api_key)
 
     sent = asyncio.run(go())
     log.info("sent %d requests", sent)

@@ -150,7 +150,8 @@ def create_app(settings: EdgeSettings, *, model=None, cloud: CloudClient | None 
             from collab.gateway_client import GatewayCloud
 
             cloud = GatewayCloud(settings.gateway, settings.api_key,
-                                 timeout_s=settings.cloud_timeout_s, retries=settings.cloud_retries)
+                                 timeout_s=settings.cloud_timeout_s, retries=settings.cloud_retries,
+                                 tls=settings.gateway_tls_files(), insecure=settings.gateway_insecure)
         metrics = EdgeMetrics()
         outbox = UsageOutbox(settings.outbox_path)
         worker = ModelWorker(model, settings.queue_size)

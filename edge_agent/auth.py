@@ -25,7 +25,7 @@ import secrets
 import tomllib
 from pathlib import Path
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: a trailing newline is not part of a name
 KEY_PREFIX = "dek_"  # edge keys: greppable when leaked, distinct from the gateway's dgk_
 OPEN_PATHS = frozenset({"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 ADMIN_ROUTES = frozenset({("POST", "/v1/adapter")})
@@ -111,6 +111,7 @@ def check_key(keys: EdgeKeys, method: str, path: str, authorization: str) -> tup
 
 
 async def _send(send, status: int, headers: dict, body: bytes) -> None:
+    headers = {**headers, "content-length": str(len(body))}
     await send({"type": "http.response.start", "status": status,
                 "headers": [(k.encode(), v.encode()) for k, v in headers.items()]})
     await send({"type": "http.response.body", "body": body})
@@ -133,22 +134,51 @@ class ApiKeyMiddleware:
 
 
 class BodyLimitMiddleware:
-    """413 for a declared body over `max_bytes`; 411 for a body of undeclared length (the server
-    frames a declared one, so it cannot be exceeded)."""
+    """413 for a body over `max_bytes`: at once when its Content-Length says so (nothing of it is
+    read), else as soon as the bytes received pass the cap (a chunked body, or more bytes than
+    declared). Then the app sees the client disconnect and whatever it replies is dropped: the
+    413 is the reply."""
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            headers = dict(scope["headers"])
-            length = headers.get(b"content-length")
-            if length is None and headers.get(b"transfer-encoding"):
-                await _send(send, *refusal(scope["path"], 411, "send the body with a Content-Length",
-                                           "length_required"))
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._refuse(scope, send)
+            return
+        received, started, refused = 0, False, False
+
+        async def counted_receive():
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    refused = True
+                    if not started:
+                        await self._refuse(scope, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            nonlocal started
+            if refused:
                 return
-            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-                await _send(send, *refusal(scope["path"], 413, f"request body over {self.max_bytes} bytes",
-                                           "request_too_large"))
-                return
-        await self.app(scope, receive, send)
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not refused:  # the app's reaction to the cut-off body is not an error of the server
+                raise
+
+    async def _refuse(self, scope, send) -> None:
+        await _send(send, *refusal(scope["path"], 413, f"request body over {self.max_bytes} bytes",
+                                   "request_too_large"))

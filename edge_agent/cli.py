@@ -12,6 +12,11 @@ _SERVE_FLAGS: dict[str, tuple[type, str]] = {
     "adapter_path": (str, "LoRA adapter to load at start: GGUF, peft dir or training run dir"),
     "gateway": (str, "cloud gateway host:port; empty: no cloud"),
     "api_key": (str, "this device's API key at the gateway"),
+    "gateway_tls": (bool, "TLS to the gateway with the system's CA roots (implied by --gateway-ca)"),
+    "gateway_ca": (str, "PEM CA that signed the gateway's certificate (TLS)"),
+    "gateway_cert": (str, "PEM client certificate (a gateway requiring mutual TLS)"),
+    "gateway_key": (str, "PEM private key of --gateway-cert"),
+    "gateway_insecure": (bool, "allow plaintext to a non-loopback gateway (the key in clear text)"),
     "host": (str, "bind address (default 127.0.0.1)"),
     "port": (int, "REST port (default 8080)"),
     "queue_size": (int, "requests waiting for the model before 503 (default 16)"),
@@ -31,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Serve the edge agent's REST API. Every option can also be set by an "
                     "environment variable EDGE_<OPTION> (e.g. EDGE_GATEWAY=127.0.0.1:50051).")
     for field, (typ, text) in _SERVE_FLAGS.items():
-        serve.add_argument("--" + field.replace("_", "-"), dest=field, type=typ, help=text)
+        kind = {"action": "store_const", "const": True} if typ is bool else {"type": typ}
+        serve.add_argument("--" + field.replace("_", "-"), dest=field, help=text, **kind)
     serve.set_defaults(func=_serve)
 
     add_key = edge_sub.add_parser(
@@ -53,7 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="override a trainer config value (repeatable)")
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--gateway", required=True, help="cloud gateway host:port")
-    train.add_argument("--api-key", required=True, help="this device's gateway API key")
+    train.add_argument("--api-key-file", default="", help="file holding this device's gateway API key "
+                       "(default: env EDGE_API_KEY, else DAGRPO_GATEWAY_KEY)")
+    train.add_argument("--api-key", default="", help="the key itself (visible to `ps`: prefer --api-key-file)")
+    for field in ("gateway_tls", "gateway_ca", "gateway_cert", "gateway_key", "gateway_insecure"):
+        typ, text = _SERVE_FLAGS[field]
+        kind = {"action": "store_true"} if typ is bool else {"default": ""}
+        train.add_argument("--" + field.replace("_", "-"), dest=field, help=text, **kind)
     train.add_argument("--agent", default="http://127.0.0.1:8080",
                        help="running edge agent to hot-swap into ('' to skip)")
     train.add_argument("--base", help="base GGUF the agent serves (default: SmolLM2)")
@@ -81,7 +93,7 @@ def _settings(args: argparse.Namespace):
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"edge setting {field!r}: {err['msg']}") from None
+        raise UserError(f"edge setting {field!r}: {err['msg']}" if field else f"edge settings: {err['msg']}") from None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -108,12 +120,17 @@ def _add_key(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     import json
+    import os
 
     from dagrpo.edge_train import edge_train
     from edge_agent.settings import default_model_path
 
-    result = edge_train(args.config, args.set, args.out, gateway=args.gateway,
-                        api_key=args.api_key, agent=args.agent or None,
+    gateway = {"address": args.gateway, "api_key_file": args.api_key_file, "tls": args.gateway_tls,
+               "tls_ca": args.gateway_ca, "tls_cert": args.gateway_cert, "tls_key": args.gateway_key,
+               "insecure": args.gateway_insecure}
+    api_key = "" if args.api_key_file else args.api_key or os.environ.get("EDGE_API_KEY", "")
+    result = edge_train(args.config, args.set, args.out, gateway=gateway,
+                        api_key=api_key, agent=args.agent or None,
                         base_gguf=args.base or default_model_path(), max_steps=args.max_steps)
     print(json.dumps(result, indent=2))
     return 0

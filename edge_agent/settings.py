@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -31,6 +31,13 @@ class EdgeSettings(BaseSettings):
                               "exported at start) applied at start; empty: none")
     gateway: str = Field("", description="cloud gateway host:port (gRPC); empty: no cloud")
     api_key: str = Field("", description="API key this device presents to the gateway")
+    gateway_tls: bool = Field(False, description="TLS to the gateway with the system's CA roots "
+                              "(implied by gateway_ca)")
+    gateway_ca: str = Field("", description="PEM CA that signed the gateway's certificate (TLS)")
+    gateway_cert: str = Field("", description="PEM client certificate for a gateway requiring mutual TLS")
+    gateway_key: str = Field("", description="PEM private key of gateway_cert")
+    gateway_insecure: bool = Field(False, description="allow plaintext to a non-loopback gateway "
+                                   "(the API key in clear text: trusted networks only)")
     cloud_timeout_s: float = Field(20.0, gt=0, description="deadline of one Assist call")
     cloud_retries: int = Field(2, ge=0, le=10, description="retries of a failed Assist call")
     host: str = Field("127.0.0.1", description="REST bind address")
@@ -56,6 +63,25 @@ class EdgeSettings(BaseSettings):
     adapter_dirs: list[str] = Field(default_factory=list, description="directories POST /v1/adapter "
                                     "may load from (JSON list in EDGE_ADAPTER_DIRS); empty: any path")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body (413 above)")
+
+    def gateway_tls_files(self):
+        """The `ClientTLS` of the gateway connection, or None for plaintext."""
+        from collab.channel import ClientTLS
+
+        return ClientTLS.from_options(self.gateway_tls, self.gateway_ca, self.gateway_cert, self.gateway_key)
+
+    @model_validator(mode="after")
+    def _gateway_channel(self) -> EdgeSettings:
+        from collab.channel import plaintext_refusal
+
+        tls = self.gateway_tls_files()  # raises ValueError for a certificate without its key
+        for name in ("gateway_ca", "gateway_cert", "gateway_key"):
+            if getattr(self, name) and not Path(getattr(self, name)).is_file():
+                raise ValueError(f"{name}: file not found: {getattr(self, name)}")
+        refusal = plaintext_refusal(self.gateway, "to", "EDGE_GATEWAY_INSECURE=true (--gateway-insecure)")
+        if self.gateway and tls is None and refusal and not self.gateway_insecure:
+            raise ValueError(refusal)
+        return self
 
     @field_validator("keys_file")
     @classmethod

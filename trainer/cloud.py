@@ -8,13 +8,18 @@ usage locally and returns None, which tells the trainer to use its own measured 
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from pathlib import Path
 
 from collab.cloud import CloudClient, CloudReply, Telemetry
 from collab.reference import reference_completion
 from collab.tasks.base import Example
+from dagrpo.errors import UserError
 from trainer.config import CloudConfig
 from trainer.hashdraw import hash_uniform
+
+KEY_ENV = "DAGRPO_GATEWAY_KEY"
 
 
 class InProcessCloud:
@@ -55,6 +60,28 @@ def make_cloud(cfg: CloudConfig, seed: int, run_id: str = "") -> CloudClient:
     draws do not, so two runs with one seed see the same cloud answers."""
     if cfg.backend == "reference":
         return InProcessCloud(accuracy=cfg.accuracy, seed=seed)
+    from collab.channel import ClientTLS
     from collab.gateway_client import GatewayCloud
 
-    return GatewayCloud(cfg.address, cfg.api_key, key_prefix=f"{run_id}/" if run_id else "")
+    tls = ClientTLS.from_options(cfg.tls, cfg.tls_ca, cfg.tls_cert, cfg.tls_key)
+    try:
+        return GatewayCloud(cfg.address, gateway_key(cfg), key_prefix=f"{run_id}/" if run_id else "",
+                            tls=tls, insecure=cfg.insecure)
+    except ValueError as exc:  # plaintext to a remote gateway (collab.channel.InsecureChannel)
+        raise UserError(f"cloud.address: {exc} (cloud.insecure)") from None
+
+
+def gateway_key(cfg: CloudConfig) -> str:
+    """The device key: `cloud.api_key`, else the file `cloud.api_key_file`, else env
+    DAGRPO_GATEWAY_KEY. Only the file's path is in RUN_DIR/config.toml, so a resumed run
+    finds the key again through the file or the environment."""
+    key = cfg.api_key.get_secret_value()
+    if not key and cfg.api_key_file:
+        path = Path(cfg.api_key_file)
+        if not path.is_file():
+            raise UserError(f"cloud.api_key_file: file not found: {path}")
+        key = path.read_text().strip()
+    key = key or os.environ.get(KEY_ENV, "")
+    if not key:
+        raise UserError(f"cloud.backend = 'gateway' needs a device key: cloud.api_key_file or env {KEY_ENV}")
+    return key

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from dagrpo.errors import UserError
 from trainer.warmup import WarmupConfig
@@ -152,12 +152,22 @@ class CloudConfig(_Strict):
     backend: Literal["reference", "gateway"] = "reference"
     accuracy: float = Field(0.97, ge=0, le=1, description="reference backend: chance the answer is right")
     address: str = Field("", description="gateway backend: host:port")
-    api_key: str = Field("", description="gateway backend: API key")
+    # A secret: never written to RUN_DIR/config.toml (exclude), never shown in a repr (SecretStr).
+    api_key: SecretStr = Field(SecretStr(""), exclude=True, description="gateway backend: the device key "
+                               "(else api_key_file, else env DAGRPO_GATEWAY_KEY)")
+    api_key_file: str = Field("", description="gateway backend: file holding the device key")
+    tls: bool = Field(False, description="gateway backend: TLS with the system's CA roots (implied by tls_ca)")
+    tls_ca: str = Field("", description="gateway backend: PEM CA that signed the gateway's certificate")
+    tls_cert: str = Field("", description="gateway backend: PEM client certificate (mutual TLS)")
+    tls_key: str = Field("", description="gateway backend: PEM private key of tls_cert")
+    insecure: bool = Field(False, description="gateway backend: allow plaintext to a non-loopback gateway")
 
     @model_validator(mode="after")
     def _gateway_needs_address(self):
         if self.backend == "gateway" and not self.address:
             raise ValueError("cloud.address is required when cloud.backend = 'gateway'")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("cloud.tls_cert and cloud.tls_key go together")
         return self
 
 

@@ -11,12 +11,16 @@ the whole call is also bounded by the caller's remaining gRPC deadline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import openai
 
 from cloud_gateway.backends.base import AssistInput, BackendInputError, BackendUnavailable
 from cloud_gateway.store.base import Completion
+
+log = logging.getLogger("cloud_gateway")
 
 
 class OpenAIBackend:
@@ -33,55 +37,55 @@ class OpenAIBackend:
         return None  # any chat prompt will do; the gateway already checked its size
 
     async def complete(self, request: AssistInput, timeout_s: float) -> Completion:
-        messages = [{"role": role, "content": content} for role, content in request.messages]
-        try:
-            reply = await asyncio.wait_for(
-                self.client.chat.completions.create(
-                    model=self.model, messages=messages, max_tokens=self.max_tokens,
-                    temperature=self.temperature),
-                timeout=timeout_s)
-        except (asyncio.TimeoutError, openai.APITimeoutError):
-            raise BackendUnavailable(f"cloud model at {self.base_url} timed out") from None
-        except openai.APIConnectionError as exc:
-            raise BackendUnavailable(f"cloud model at {self.base_url} unreachable: {exc}") from None
-        except openai.BadRequestError as exc:
-            raise BackendInputError(f"cloud model refused the request: {exc.message}") from None
-        except openai.APIStatusError as exc:
-            raise BackendUnavailable(f"cloud model at {self.base_url} failed: HTTP {exc.status_code} "
-                                     f"{exc.message}") from None
+        with self._upstream_errors():
+            async with asyncio.timeout(timeout_s):
+                reply = await self._create(request)
         text = reply.choices[0].message.content or ""
-        usage = reply.usage
-        return Completion(text, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0,
-                          self.name)
+        return self._completion(text, reply.usage, 0)
 
     async def stream(self, request: AssistInput, timeout_s: float) -> AsyncIterator[str | Completion]:
-        messages = [{"role": role, "content": content} for role, content in request.messages]
         parts: list[str] = []
-        chunks, usage = 0, None
-        try:
+        usage = None
+        with self._upstream_errors():
             async with asyncio.timeout(timeout_s):
-                response = await self.client.chat.completions.create(
-                    model=self.model, messages=messages, max_tokens=self.max_tokens,
-                    temperature=self.temperature, stream=True, stream_options={"include_usage": True})
+                response = await self._create(request, stream=True, stream_options={"include_usage": True})
                 async with response:
                     async for chunk in response:
                         usage = chunk.usage or usage
                         delta = chunk.choices[0].delta.content if chunk.choices else None
                         if delta:
-                            chunks += 1
                             parts.append(delta)
                             yield delta
+        yield self._completion("".join(parts), usage, len(parts))
+
+    def _create(self, request: AssistInput, **kw):
+        messages = [{"role": role, "content": content} for role, content in request.messages]
+        return self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=self.max_tokens,
+                                                   temperature=self.temperature, **kw)
+
+    def _completion(self, text: str, usage, chunks: int) -> Completion:
+        """`chunks`: the completion's tokens when the server reports no usage (one per streamed chunk)."""
+        return Completion(text, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else chunks,
+                          self.name)
+
+    @contextlib.contextmanager
+    def _upstream_errors(self) -> Iterator[None]:
+        """The server's failures as backend errors. The detail (its address, its own text) goes to
+        the gateway log only; what a device gets back names neither."""
+        try:
+            yield
         except (TimeoutError, openai.APITimeoutError):
-            raise BackendUnavailable(f"cloud model at {self.base_url} timed out") from None
+            log.warning("cloud model at %s timed out", self.base_url)
+            raise BackendUnavailable("cloud model timed out") from None
         except openai.APIConnectionError as exc:
-            raise BackendUnavailable(f"cloud model at {self.base_url} unreachable: {exc}") from None
+            log.warning("cloud model at %s unreachable: %s", self.base_url, exc)
+            raise BackendUnavailable("cloud model unreachable") from None
         except openai.BadRequestError as exc:
-            raise BackendInputError(f"cloud model refused the request: {exc.message}") from None
+            log.warning("cloud model at %s refused a request (HTTP 400): %s", self.base_url, exc.message)
+            raise BackendInputError("the cloud model refused the request (HTTP 400)") from None
         except openai.APIStatusError as exc:
-            raise BackendUnavailable(f"cloud model at {self.base_url} failed: HTTP {exc.status_code} "
-                                     f"{exc.message}") from None
-        yield Completion("".join(parts), usage.prompt_tokens if usage else 0,
-                         usage.completion_tokens if usage else chunks, self.name)
+            log.warning("cloud model at %s failed: HTTP %s %s", self.base_url, exc.status_code, exc.message)
+            raise BackendUnavailable(f"cloud model failed (HTTP {exc.status_code})") from None
 
     async def close(self) -> None:
         await self.client.close()

@@ -13,6 +13,7 @@ counts are exact under retries, replays and a step run again after a crash.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from typing import Protocol
 
 from collab import budget as b
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # device and task names (no ':')
+# device and task names (no ':'); \Z, not $: `$` also matches before a trailing newline
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
 class UnknownTask(Exception):
@@ -47,8 +49,9 @@ class Snapshot:
     burst_ppm: int
     allowed: bool = True  # assist: was it allowed
     replayed: bool = False  # this answers a retry: nothing was counted
-    # report: (responses, help as the gateway counts it, help the device reported, tau_ppm in force
-    # before the report: the tau those responses were budgeted at)
+    # report: (responses believed -- at most the claim bucket, collab.budget.claim --, help as the
+    # gateway counts it, help the device reported, tau_ppm in force before the report: the tau
+    # those responses were budgeted at)
     report: tuple[int, int, int, int] | None = None
 
 
@@ -69,6 +72,12 @@ class Completion:
         return cls(completion, int(pt), int(ct), backend, replayed)
 
 
+def subject_digest(example_id: str) -> str:
+    """What a remembered Assist answer keeps of its example id: it is only compared on a retry,
+    so 128 bits of SHA-256 are stored instead of the device's text ("" stays "")."""
+    return hashlib.sha256(example_id.encode()).hexdigest()[:32] if example_id else ""
+
+
 def snapshot(device: str, task: str, c: b.Counters, p: b.Policy, **kw) -> Snapshot:
     return Snapshot(device, task, c, b.tau_at(p.schedule, c.responses), p.mode, p.burst_ppm, **kw)
 
@@ -76,8 +85,8 @@ def snapshot(device: str, task: str, c: b.Counters, p: b.Policy, **kw) -> Snapsh
 def encode(op: str, s: Snapshot, subject: str = "") -> str:
     """The remembered answer of a metered call; budget.lua writes the same JSON shape.
 
-    `subject` (assist: the example id) must match on a retry, so a key reused for another
-    question fails loudly instead of replaying a stale answer."""
+    `subject` (assist: `subject_digest` of the example id) must match on a retry, so a key
+    reused for another question fails loudly instead of replaying a stale answer."""
     return json.dumps(
         {"op": op, "task": s.task, "subject": subject, "allowed": s.allowed, "c": list(_values(s.counters)),
          "tau": s.tau_ppm, "mode": s.mode, "burst": s.burst_ppm,
@@ -89,7 +98,7 @@ def decode(device: str, op: str, task: str, text: str | bytes, replayed: bool, s
     d = json.loads(text)
     if d["op"] != op or d["task"] != task or d["subject"] != subject:
         raise KeyReused(f"idempotency key already used for another call ({d['op']} on task {d['task']!r}"
-                        f"{', example ' + repr(d['subject']) if d['subject'] else ''})")
+                        f"{', another example' if d['subject'] != subject else ''})")
     report = tuple(int(x) for x in d["report"]) if d.get("report") else None
     return Snapshot(device, task, b.Counters(*(int(x) for x in d["c"])), int(d["tau"]), d["mode"],
                     int(d["burst"]), bool(d["allowed"]), replayed, report)
@@ -126,7 +135,7 @@ class Store(Protocol):
                      report_key: str = "") -> Snapshot:
         """Decide and count one Assist serving `help_requests` for the report `report_key` (or
         replay the decision of an earlier call with this key about the same `subject`, the
-        example id)."""
+        `subject_digest` of the example id)."""
 
     async def completion(self, device: str, key: str) -> Completion | None:
         """The completion already served for this key, if any."""

@@ -142,6 +142,27 @@ class PipelinedConnection:
             raise reply
         return reply
 
+    async def execute_adjacent(self, *commands: tuple):
+        """Send the commands back to back in one write (nothing in between on this connection) and return
+        the last reply: Redis Cluster's `ASKING` must come right before the command it is for."""
+        proto = self._proto
+        if proto is None or proto.lost is not None:
+            proto = await self._connect()
+        futures = [proto.send(encode_command(cmd)) for cmd in commands]
+        replies = [await fut for fut in futures]
+        for reply in replies:
+            if isinstance(reply, ReplyError):
+                raise reply
+        return replies[-1]
+
+    async def primaries(self) -> list[PipelinedConnection]:
+        """The connections to every node that holds keys (one Redis: this one; see cluster.py)."""
+        return [self]
+
+    async def broadcast(self, *args) -> list:
+        """`execute` on every node that holds keys (SCRIPT LOAD): here, once."""
+        return [await self.execute(*args)]
+
     async def _connect(self) -> _Protocol:
         if self._connecting is None:
             self._connecting = asyncio.Lock()

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from collab import budget as b
@@ -37,13 +40,16 @@ CREATE TABLE IF NOT EXISTS scopes (
   device TEXT NOT NULL, key TEXT NOT NULL, help INTEGER NOT NULL, closed INTEGER NOT NULL,
   expires REAL NOT NULL, PRIMARY KEY (device, key));
 """.format(fields=", ".join(f"{f} INTEGER NOT NULL" for f in b.FIELDS))
+log = logging.getLogger("cloud_gateway")
 PRUNE_EVERY = 1000  # remembered answers written between two deletions of the expired ones
 MAX_BATCH = 256  # calls per commit
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path, idempotency_ttl_s: float = 86400.0):
+    def __init__(self, path: str | Path, limits: b.Limits, idempotency_ttl_s: float = 86400.0,
+                 clock: Callable[[], float] = time.time):
         self.path = str(path)
+        self.limits, self.clock = limits, clock
         self.ttl = idempotency_ttl_s
         self._writes = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()  # (fn, args, future, loop) | None = stop
@@ -57,11 +63,15 @@ class SqliteStore:
 
     def _open(self) -> sqlite3.Connection:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _private_files(Path(self.path))
         db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(SCHEMA)
+        have = {row[1] for row in db.execute("PRAGMA table_info(counters)")}
+        for f in b.FIELDS:  # a file from before a counter was added: append it (FIELDS only grows at its end)
+            if f not in have:
+                db.execute(f"ALTER TABLE counters ADD COLUMN {f} INTEGER NOT NULL DEFAULT 0")
         return db
 
     async def _run(self, fn, *args):
@@ -133,16 +143,16 @@ class SqliteStore:
             seen, _ = self._scope(db, device, key)
             counted = b.report_help(seen, help_requests, offline_help)
             tau_before = b.tau_at(p.schedule, c.responses)
-            c = b.report(c, p, responses, counted, help_requests)
+            believed, c = b.bounded_report(c, p, self.limits, self._now_ms(), responses, counted, help_requests)
             db.execute("INSERT OR REPLACE INTO scopes VALUES (?, ?, ?, 1, ?)",
                        (device, key, seen, time.time() + self.ttl))
-            return snapshot(device, task, c, p, report=(responses, counted, help_requests, tau_before))
+            return snapshot(device, task, c, p, report=(believed, counted, help_requests, tau_before))
 
         return await self._run(self._metered, device, task, key, "report", step)
 
     async def assist(self, device, task, key, subject="", help_requests=1, report_key="") -> Snapshot:
         def step(db, c: b.Counters, p: b.Policy) -> Snapshot:
-            allowed, c = b.assist(c, p, help_requests)
+            allowed, c = b.bounded_assist(c, p, self.limits, self._now_ms(), help_requests)
             seen, closed = self._scope(db, device, report_key) if report_key else (0, True)
             if closed:
                 c = b.late_help(c, help_requests)
@@ -215,6 +225,9 @@ class SqliteStore:
         await asyncio.to_thread(self._thread.join)
 
     # -- helpers (inside a transaction) -----------------------------------------------------------
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
     def _load(self, db, device, task) -> tuple[b.Counters, b.Policy]:
         row = db.execute("SELECT policy FROM policies WHERE task = ?", (task,)).fetchone()
         if row is None:
@@ -241,6 +254,20 @@ class SqliteStore:
         if self._writes % PRUNE_EVERY == 0:
             db.execute("DELETE FROM idempotency WHERE expires <= ?", (now,))
             db.execute("DELETE FROM scopes WHERE expires <= ?", (now,))
+
+
+def _private_files(path: Path) -> None:
+    """The store file owner-only (0600) before SQLite opens it: it holds every device's budget and
+    remembered answers. SQLite creates the -wal and -shm files with the database file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        pass
+    for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if f.exists() and f.stat().st_mode & 0o077:
+            log.warning("sqlite store %s was readable by others (mode %o): now 0600", f, f.stat().st_mode & 0o777)
+            f.chmod(0o600)
 
 
 def _settle(future: asyncio.Future, ok: bool, value) -> None:

@@ -24,51 +24,51 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63ollab/v1/gateway.proto\x12\tcollab.v1\"\xde\x03\n\tTelemetry\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0b\n\x03tau\x18\x03 \x01(\x01\x12\x1d\n\x04mode\x18\x04 \x01(\x0e\x32\x0f.collab.v1.Mode\x12\x11\n\tresponses\x18\x05 \x01(\x03\x12\x15\n\rhelp_requests\x18\x06 \x01(\x03\x12\x13\n\x0b\x63loud_calls\x18\x07 \x01(\x03\x12\x0f\n\x07\x64\x65nials\x18\x08 \x01(\x03\x12\x0e\n\x06tokens\x18\t \x01(\x03\x12\x14\n\x0cwindow_ratio\x18\n \x01(\x01\x12\x16\n\x0elifetime_ratio\x18\x0b \x01(\x01\x12\x0e\n\x06\x63redit\x18\x0c \x01(\x01\x12\r\n\x05\x62urst\x18\r \x01(\x01\x12\x18\n\x10window_responses\x18\x0e \x01(\x03\x12\x19\n\x0creport_ratio\x18\x0f \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x16reported_help_requests\x18\x10 \x01(\x03\x12\x12\n\nmismatches\x18\x11 \x01(\x03\x12 \n\x13report_device_ratio\x18\x12 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nreport_tau\x18\x13 \x01(\x01H\x02\x88\x01\x01\x42\x0f\n\r_report_ratioB\x16\n\x14_report_device_ratioB\r\n\x0b_report_tau\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xc0\x01\n\rAssistRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x12\n\nexample_id\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.collab.v1.ChatMessage\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x12\n\ngroup_help\x18\x05 \x01(\x05\x12\x12\n\ngroup_size\x18\x06 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x07 \x01(\t\x12\x12\n\nreport_key\x18\x08 \x01(\t\"\xa2\x01\n\x0e\x41ssistResponse\x12\x12\n\ncompletion\x18\x01 \x01(\t\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x05\x12\'\n\ttelemetry\x18\x04 \x01(\x0b\x32\x14.collab.v1.Telemetry\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x10\n\x08replayed\x18\x06 \x01(\x08\"E\n\x0b\x41ssistChunk\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12\'\n\x04\x64one\x18\x02 \x01(\x0b\x32\x19.collab.v1.AssistResponse\"\x8b\x01\n\x12ReportUsageRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x11\n\tresponses\x18\x02 \x01(\x03\x12\x15\n\rhelp_requests\x18\x03 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\x14\n\x0coffline_help\x18\x06 \x01(\x03\"P\n\x13ReportUsageResponse\x12\'\n\ttelemetry\x18\x01 \x01(\x0b\x32\x14.collab.v1.Telemetry\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"0\n\x10GetBudgetRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\"<\n\x11GetBudgetResponse\x12\'\n\ttelemetry\x18\x01 \x01(\x0b\x32\x14.collab.v1.Telemetry\".\n\x07TauStep\x12\x16\n\x0e\x66rom_responses\x18\x01 \x01(\x03\x12\x0b\n\x03tau\x18\x02 \x01(\x01\"\x88\x01\n\nTaskPolicy\x12\x0c\n\x04task\x18\x01 \x01(\t\x12$\n\x08schedule\x18\x02 \x03(\x0b\x32\x12.collab.v1.TauStep\x12\x1d\n\x04mode\x18\x03 \x01(\x0e\x32\x0f.collab.v1.Mode\x12\r\n\x05\x62urst\x18\x04 \x01(\x01\x12\x18\n\x10window_responses\x18\x05 \x01(\x03\"\x8b\x01\n\rSetTauRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12$\n\x08schedule\x18\x02 \x03(\x0b\x32\x12.collab.v1.TauStep\x12\x1d\n\x04mode\x18\x03 \x01(\x0e\x32\x0f.collab.v1.Mode\x12\r\n\x05\x62urst\x18\x04 \x01(\x01\x12\x18\n\x10window_responses\x18\x05 \x01(\x03\"7\n\x0eSetTauResponse\x12%\n\x06policy\x18\x01 \x01(\x0b\x32\x15.collab.v1.TaskPolicy\"2\n\x12ListBudgetsRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\"e\n\x13ListBudgetsResponse\x12%\n\x07\x62udgets\x18\x01 \x03(\x0b\x32\x14.collab.v1.Telemetry\x12\'\n\x08policies\x18\x02 \x03(\x0b\x32\x15.collab.v1.TaskPolicy\"2\n\x12ResetDeviceRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\"$\n\x13ResetDeviceResponse\x12\r\n\x05reset\x18\x01 \x01(\x05*>\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x0e\n\nMODE_METER\x10\x01\x12\x10\n\x0cMODE_ENFORCE\x10\x02\x32\xa7\x02\n\x0c\x43loudGateway\x12=\n\x06\x41ssist\x12\x18.collab.v1.AssistRequest\x1a\x19.collab.v1.AssistResponse\x12\x42\n\x0c\x41ssistStream\x12\x18.collab.v1.AssistRequest\x1a\x16.collab.v1.AssistChunk0\x01\x12L\n\x0bReportUsage\x12\x1d.collab.v1.ReportUsageRequest\x1a\x1e.collab.v1.ReportUsageResponse\x12\x46\n\tGetBudget\x12\x1b.collab.v1.GetBudgetRequest\x1a\x1c.collab.v1.GetBudgetResponse2\xe9\x01\n\x0cGatewayAdmin\x12=\n\x06SetTau\x12\x18.collab.v1.SetTauRequest\x1a\x19.collab.v1.SetTauResponse\x12L\n\x0bListBudgets\x12\x1d.collab.v1.ListBudgetsRequest\x1a\x1e.collab.v1.ListBudgetsResponse\x12L\n\x0bResetDevice\x12\x1d.collab.v1.ResetDeviceRequest\x1a\x1e.collab.v1.ResetDeviceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63ollab/v1/gateway.proto\x12\tcollab.v1\"\xa4\x04\n\tTelemetry\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0b\n\x03tau\x18\x03 \x01(\x01\x12\x1d\n\x04mode\x18\x04 \x01(\x0e\x32\x0f.collab.v1.Mode\x12\x11\n\tresponses\x18\x05 \x01(\x03\x12\x15\n\rhelp_requests\x18\x06 \x01(\x03\x12\x13\n\x0b\x63loud_calls\x18\x07 \x01(\x03\x12\x0f\n\x07\x64\x65nials\x18\x08 \x01(\x03\x12\x0e\n\x06tokens\x18\t \x01(\x03\x12\x14\n\x0cwindow_ratio\x18\n \x01(\x01\x12\x16\n\x0elifetime_ratio\x18\x0b \x01(\x01\x12\x0e\n\x06\x63redit\x18\x0c \x01(\x01\x12\r\n\x05\x62urst\x18\r \x01(\x01\x12\x18\n\x10window_responses\x18\x0e \x01(\x03\x12\x19\n\x0creport_ratio\x18\x0f \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x16reported_help_requests\x18\x10 \x01(\x03\x12\x12\n\nmismatches\x18\x11 \x01(\x03\x12 \n\x13report_device_ratio\x18\x12 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nreport_tau\x18\x13 \x01(\x01H\x02\x88\x01\x01\x12\x17\n\x0f\x66lagged_reports\x18\x14 \x01(\x03\x12\x18\n\x10\x65xcess_responses\x18\x15 \x01(\x03\x12\x11\n\tthrottled\x18\x16 \x01(\x03\x42\x0f\n\r_report_ratioB\x16\n\x14_report_device_ratioB\r\n\x0b_report_tau\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xc0\x01\n\rAssistRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x12\n\nexample_id\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.collab.v1.ChatMessage\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x12\n\ngroup_help\x18\x05 \x01(\x05\x12\x12\n\ngroup_size\x18\x06 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x07 \x01(\t\x12\x12\n\nreport_key\x18\x08 \x01(\t\"\xa2\x01\n\x0e\x41ssistResponse\x12\x12\n\ncompletion\x18\x01 \x01(\t\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x05\x12\'\n\ttelemetry\x18\x04 \x01(\x0b\x32\x14.collab.v1.Telemetry\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x10\n\x08replayed\x18\x06 \x01(\x08\"E\n\x0b\x41ssistChunk\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12\'\n\x04\x64one\x18\x02 \x01(\x0b\x32\x19.collab.v1.AssistResponse\"\x8b\x01\n\x12ReportUsageRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x11\n\tresponses\x18\x02 \x01(\x03\x12\x15\n\rhelp_requests\x18\x03 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\x14\n\x0coffline_help\x18\x06 \x01(\x03\"P\n\x13ReportUsageResponse\x12\'\n\ttelemetry\x18\x01 \x01(\x0b\x32\x14.collab.v1.Telemetry\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"0\n\x10GetBudgetRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\"<\n\x11GetBudgetResponse\x12\'\n\ttelemetry\x18\x01 \x01(\x0b\x32\x14.collab.v1.Telemetry\".\n\x07TauStep\x12\x16\n\x0e\x66rom_responses\x18\x01 \x01(\x03\x12\x0b\n\x03tau\x18\x02 \x01(\x01\"\x88\x01\n\nTaskPolicy\x12\x0c\n\x04task\x18\x01 \x01(\t\x12$\n\x08schedule\x18\x02 \x03(\x0b\x32\x12.collab.v1.TauStep\x12\x1d\n\x04mode\x18\x03 \x01(\x0e\x32\x0f.collab.v1.Mode\x12\r\n\x05\x62urst\x18\x04 \x01(\x01\x12\x18\n\x10window_responses\x18\x05 \x01(\x03\"\x8b\x01\n\rSetTauRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12$\n\x08schedule\x18\x02 \x03(\x0b\x32\x12.collab.v1.TauStep\x12\x1d\n\x04mode\x18\x03 \x01(\x0e\x32\x0f.collab.v1.Mode\x12\r\n\x05\x62urst\x18\x04 \x01(\x01\x12\x18\n\x10window_responses\x18\x05 \x01(\x03\"7\n\x0eSetTauResponse\x12%\n\x06policy\x18\x01 \x01(\x0b\x32\x15.collab.v1.TaskPolicy\"2\n\x12ListBudgetsRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\"e\n\x13ListBudgetsResponse\x12%\n\x07\x62udgets\x18\x01 \x03(\x0b\x32\x14.collab.v1.Telemetry\x12\'\n\x08policies\x18\x02 \x03(\x0b\x32\x15.collab.v1.TaskPolicy\"2\n\x12ResetDeviceRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\"$\n\x13ResetDeviceResponse\x12\r\n\x05reset\x18\x01 \x01(\x05*>\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x0e\n\nMODE_METER\x10\x01\x12\x10\n\x0cMODE_ENFORCE\x10\x02\x32\xa7\x02\n\x0c\x43loudGateway\x12=\n\x06\x41ssist\x12\x18.collab.v1.AssistRequest\x1a\x19.collab.v1.AssistResponse\x12\x42\n\x0c\x41ssistStream\x12\x18.collab.v1.AssistRequest\x1a\x16.collab.v1.AssistChunk0\x01\x12L\n\x0bReportUsage\x12\x1d.collab.v1.ReportUsageRequest\x1a\x1e.collab.v1.ReportUsageResponse\x12\x46\n\tGetBudget\x12\x1b.collab.v1.GetBudgetRequest\x1a\x1c.collab.v1.GetBudgetResponse2\xe9\x01\n\x0cGatewayAdmin\x12=\n\x06SetTau\x12\x18.collab.v1.SetTauRequest\x1a\x19.collab.v1.SetTauResponse\x12L\n\x0bListBudgets\x12\x1d.collab.v1.ListBudgetsRequest\x1a\x1e.collab.v1.ListBudgetsResponse\x12L\n\x0bResetDevice\x12\x1d.collab.v1.ResetDeviceRequest\x1a\x1e.collab.v1.ResetDeviceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'collab.v1.gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODE']._serialized_start=1963
-  _globals['_MODE']._serialized_end=2025
+  _globals['_MODE']._serialized_start=2033
+  _globals['_MODE']._serialized_end=2095
   _globals['_TELEMETRY']._serialized_start=39
-  _globals['_TELEMETRY']._serialized_end=517
-  _globals['_CHATMESSAGE']._serialized_start=519
-  _globals['_CHATMESSAGE']._serialized_end=563
-  _globals['_ASSISTREQUEST']._serialized_start=566
-  _globals['_ASSISTREQUEST']._serialized_end=758
-  _globals['_ASSISTRESPONSE']._serialized_start=761
-  _globals['_ASSISTRESPONSE']._serialized_end=923
-  _globals['_ASSISTCHUNK']._serialized_start=925
-  _globals['_ASSISTCHUNK']._serialized_end=994
-  _globals['_REPORTUSAGEREQUEST']._serialized_start=997
-  _globals['_REPORTUSAGEREQUEST']._serialized_end=1136
-  _globals['_REPORTUSAGERESPONSE']._serialized_start=1138
-  _globals['_REPORTUSAGERESPONSE']._serialized_end=1218
-  _globals['_GETBUDGETREQUEST']._serialized_start=1220
-  _globals['_GETBUDGETREQUEST']._serialized_end=1268
-  _globals['_GETBUDGETRESPONSE']._serialized_start=1270
-  _globals['_GETBUDGETRESPONSE']._serialized_end=1330
-  _globals['_TAUSTEP']._serialized_start=1332
-  _globals['_TAUSTEP']._serialized_end=1378
-  _globals['_TASKPOLICY']._serialized_start=1381
-  _globals['_TASKPOLICY']._serialized_end=1517
-  _globals['_SETTAUREQUEST']._serialized_start=1520
-  _globals['_SETTAUREQUEST']._serialized_end=1659
-  _globals['_SETTAURESPONSE']._serialized_start=1661
-  _globals['_SETTAURESPONSE']._serialized_end=1716
-  _globals['_LISTBUDGETSREQUEST']._serialized_start=1718
-  _globals['_LISTBUDGETSREQUEST']._serialized_end=1768
-  _globals['_LISTBUDGETSRESPONSE']._serialized_start=1770
-  _globals['_LISTBUDGETSRESPONSE']._serialized_end=1871
-  _globals['_RESETDEVICEREQUEST']._serialized_start=1873
-  _globals['_RESETDEVICEREQUEST']._serialized_end=1923
-  _globals['_RESETDEVICERESPONSE']._serialized_start=1925
-  _globals['_RESETDEVICERESPONSE']._serialized_end=1961
-  _globals['_CLOUDGATEWAY']._serialized_start=2028
-  _globals['_CLOUDGATEWAY']._serialized_end=2323
-  _globals['_GATEWAYADMIN']._serialized_start=2326
-  _globals['_GATEWAYADMIN']._serialized_end=2559
+  _globals['_TELEMETRY']._serialized_end=587
+  _globals['_CHATMESSAGE']._serialized_start=589
+  _globals['_CHATMESSAGE']._serialized_end=633
+  _globals['_ASSISTREQUEST']._serialized_start=636
+  _globals['_ASSISTREQUEST']._serialized_end=828
+  _globals['_ASSISTRESPONSE']._serialized_start=831
+  _globals['_ASSISTRESPONSE']._serialized_end=993
+  _globals['_ASSISTCHUNK']._serialized_start=995
+  _globals['_ASSISTCHUNK']._serialized_end=1064
+  _globals['_REPORTUSAGEREQUEST']._serialized_start=1067
+  _globals['_REPORTUSAGEREQUEST']._serialized_end=1206
+  _globals['_REPORTUSAGERESPONSE']._serialized_start=1208
+  _globals['_REPORTUSAGERESPONSE']._serialized_end=1288
+  _globals['_GETBUDGETREQUEST']._serialized_start=1290
+  _globals['_GETBUDGETREQUEST']._serialized_end=1338
+  _globals['_GETBUDGETRESPONSE']._serialized_start=1340
+  _globals['_GETBUDGETRESPONSE']._serialized_end=1400
+  _globals['_TAUSTEP']._serialized_start=1402
+  _globals['_TAUSTEP']._serialized_end=1448
+  _globals['_TASKPOLICY']._serialized_start=1451
+  _globals['_TASKPOLICY']._serialized_end=1587
+  _globals['_SETTAUREQUEST']._serialized_start=1590
+  _globals['_SETTAUREQUEST']._serialized_end=1729
+  _globals['_SETTAURESPONSE']._serialized_start=1731
+  _globals['_SETTAURESPONSE']._serialized_end=1786
+  _globals['_LISTBUDGETSREQUEST']._serialized_start=1788
+  _globals['_LISTBUDGETSREQUEST']._serialized_end=1838
+  _globals['_LISTBUDGETSRESPONSE']._serialized_start=1840
+  _globals['_LISTBUDGETSRESPONSE']._serialized_end=1941
+  _globals['_RESETDEVICEREQUEST']._serialized_start=1943
+  _globals['_RESETDEVICEREQUEST']._serialized_end=1993
+  _globals['_RESETDEVICERESPONSE']._serialized_start=1995
+  _globals['_RESETDEVICERESPONSE']._serialized_end=2031
+  _globals['_CLOUDGATEWAY']._serialized_start=2098
+  _globals['_CLOUDGATEWAY']._serialized_end=2393
+  _globals['_GATEWAYADMIN']._serialized_start=2396
+  _globals['_GATEWAYADMIN']._serialized_end=2629
 # @@protoc_insertion_point(module_scope)

@@ -17,7 +17,7 @@ MODE_METER: Mode
 MODE_ENFORCE: Mode
 
 class Telemetry(_message.Message):
-    __slots__ = ("device", "task", "tau", "mode", "responses", "help_requests", "cloud_calls", "denials", "tokens", "window_ratio", "lifetime_ratio", "credit", "burst", "window_responses", "report_ratio", "reported_help_requests", "mismatches", "report_device_ratio", "report_tau")
+    __slots__ = ("device", "task", "tau", "mode", "responses", "help_requests", "cloud_calls", "denials", "tokens", "window_ratio", "lifetime_ratio", "credit", "burst", "window_responses", "report_ratio", "reported_help_requests", "mismatches", "report_device_ratio", "report_tau", "flagged_reports", "excess_responses", "throttled")
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     TAU_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,9 @@ class Telemetry(_message.Message):
     MISMATCHES_FIELD_NUMBER: _ClassVar[int]
     REPORT_DEVICE_RATIO_FIELD_NUMBER: _ClassVar[int]
     REPORT_TAU_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_REPORTS_FIELD_NUMBER: _ClassVar[int]
+    EXCESS_RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    THROTTLED_FIELD_NUMBER: _ClassVar[int]
     device: str
     task: str
     tau: float
@@ -56,7 +59,10 @@ class Telemetry(_message.Message):
     mismatches: int
     report_device_ratio: float
     report_tau: float
-    def __init__(self, device: _Optional[str] = ..., task: _Optional[str] = ..., tau: _Optional[float] = ..., mode: _Optional[_Union[Mode, str]] = ..., responses: _Optional[int] = ..., help_requests: _Optional[int] = ..., cloud_calls: _Optional[int] = ..., denials: _Optional[int] = ..., tokens: _Optional[int] = ..., window_ratio: _Optional[float] = ..., lifetime_ratio: _Optional[float] = ..., credit: _Optional[float] = ..., burst: _Optional[float] = ..., window_responses: _Optional[int] = ..., report_ratio: _Optional[float] = ..., reported_help_requests: _Optional[int] = ..., mismatches: _Optional[int] = ..., report_device_ratio: _Optional[float] = ..., report_tau: _Optional[float] = ...) -> None: ...
+    flagged_reports: int
+    excess_responses: int
+    throttled: int
+    def __init__(self, device: _Optional[str] = ..., task: _Optional[str] = ..., tau: _Optional[float] = ..., mode: _Optional[_Union[Mode, str]] = ..., responses: _Optional[int] = ..., help_requests: _Optional[int] = ..., cloud_calls: _Optional[int] = ..., denials: _Optional[int] = ..., tokens: _Optional[int] = ..., window_ratio: _Optional[float] = ..., lifetime_ratio: _Optional[float] = ..., credit: _Optional[float] = ..., burst: _Optional[float] = ..., window_responses: _Optional[int] = ..., report_ratio: _Optional[float] = ..., reported_help_requests: _Optional[int] = ..., mismatches: _Optional[int] = ..., report_device_ratio: _Optional[float] = ..., report_tau: _Optional[float] = ..., flagged_reports: _Optional[int] = ..., excess_responses: _Optional[int] = ..., throttled: _Optional[int] = ...) -> None: ...
 
 class ChatMessage(_message.Message):
     __slots__ = ("role", "content")

@@ -1,11 +1,14 @@
-"""DA-GRPO on verl (docs/verl.md): a batch reward manager that returns r - lambda*c per response.
+"""DA-GRPO on verl 0.9.1 (docs/verl.md, docs/scale.md): the whole rollout batch scored with r - lambda*c.
 
   step.py            the per-step logic over plain data (no verl, no torch): groups by uid, one
                      cloud call per group that asked, eq. 13/14 scores, usage report, dual update
-  config.py          the reward manager's typed settings (verl's `reward_model.reward_kwargs`)
+  config.py          the batch reward's typed settings (the `dagrpo` section of the verl config)
   state.py           lambda controller + run id per step on disk, restored at verl's resumed step
-  reward_manager.py  the verl-facing class (`DagrpoRewardManager`); imports verl/torch lazily
+  driver.py          `DualRewardLoop`: lambda, run id and step count across verl steps
+  reward_manager.py  `DagrpoBatchReward`: writes `rm_scores` and cuts `response_mask` of a verl batch
+  agent_loop.py      the classes verl loads by name (rollout manager, per-sample zero reward)
+  data.py            our tasks as verl's RLHF parquet
 
-Only reward_manager.py touches verl objects, and only inside its methods: importing this package
-needs neither verl nor torch.
+Only agent_loop.py imports verl, and only verl imports agent_loop.py: importing the rest of this
+package needs neither verl nor torch.
 """

@@ -1,4 +1,4 @@
-"""Settings of the verl reward manager, from verl's `reward_model.reward_kwargs` (fails at load).
+"""Settings of the DA-GRPO batch reward: the `dagrpo` section of the verl config (fails at load).
 
 The dual fields mean what they mean in trainer/config.py's TrainConfig (trainer.dual reads them
 through `make_controller`); the cloud is trainer/config.py's CloudConfig.
@@ -41,6 +41,6 @@ class DagrpoVerlConfig(BaseModel):
         return self
 
 
-def load(reward_kwargs: dict) -> DagrpoVerlConfig:
-    """verl hands its kwargs as an OmegaConf-converted dict; nested cloud settings included."""
-    return DagrpoVerlConfig.model_validate(dict(reward_kwargs))
+def load(settings: dict) -> DagrpoVerlConfig:
+    """`settings`: the OmegaConf section as a plain dict (resolved), nested cloud settings included."""
+    return DagrpoVerlConfig.model_validate(dict(settings))

@@ -25,6 +25,7 @@ class RedisServer:
     dir: Path
     port: int
     fsync: str = "always"
+    extra: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
 
     @property
@@ -34,7 +35,9 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--save", "", "--appendonly", "yes", "--appendfsync", self.fsync, "--protected-mode", "no"],
+             "--save", "", "--appendonly", "yes", "--appendfsync", self.fsync, "--protected-mode", "no",
+             # as docs/gateway.md says to run it: bounded, and never evicting a budget counter
+             "--maxmemory", "256mb", "--maxmemory-policy", "noeviction", *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -69,6 +72,69 @@ def redis_server(tmp_path):
     server.kill()
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 <= 65535:
+            try:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + 10000))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port pair (p, p + 10000) for a cluster node")
+
+
+@dataclass
+class RedisCluster:
+    """Three redis-server primaries (cluster-enabled, AOF always) joined by `redis-cli --cluster create`."""
+
+    nodes: list[RedisServer]
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            infos = [subprocess.run(["redis-cli", "-p", str(n.port), "CLUSTER", "INFO"], capture_output=True,
+                                    text=True).stdout for n in self.nodes]
+            if all("cluster_state:ok" in i and "cluster_known_nodes:3" in i for i in infos):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the redis cluster did not reach cluster_state:ok: {infos}")
+
+    def kill(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed: run scripts/install-system-deps.sh")
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli is not installed (it creates the cluster): install redis-tools")
+    nodes = []
+    for i in range(3):
+        node = RedisServer(tmp_path / f"cluster{i}", free_cluster_port(),
+                           extra=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"))
+        node.dir.mkdir()
+        nodes.append(node)
+    cluster = RedisCluster(nodes)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.kill()
+
+
 @dataclass
 class Keys:
     path: Path
@@ -100,6 +166,16 @@ def gateway(settings):
 
     with EmbeddedGateway(settings) as gw:
         yield gw
+
+
+@pytest.fixture
+def wide_limits(monkeypatch):
+    """Per-device limits out of the way for gateway processes started after it: load tests drive
+    one device key from dozens of clients back to back, far over what one real device sends
+    (test_trust.py tests the limits)."""
+    for name in ("RPC_PER_S", "RPC_BURST", "RESPONSES_PER_S", "RESPONSES_BURST", "ASSISTS_PER_S", "ASSISTS_BURST"):
+        monkeypatch.setenv(f"GATEWAY_LIMITS__{name}", "1000000")
+    monkeypatch.setenv("GATEWAY_LIMITS__RPC_CONCURRENT", "1000")
 
 
 @dataclass

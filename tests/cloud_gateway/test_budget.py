@@ -198,3 +198,77 @@ def test_enforce_serves_at_most_tau_n_plus_burst_plus_group_overshoot(tau, burst
             served += max(1, o[1]) if ok else 0
         assert served * b.PPM <= tau * c.responses + p.burst_ppm + 7 * b.PPM
         assert c.credit_ppm >= (1 - 8) * b.PPM
+
+
+# -- claim and calls buckets (issue 22 item 4) ----------------------------------------------------
+LIM = b.Limits(responses_rate=b.per_ms_ppm(2.0), responses_burst=10, assists_rate=b.per_ms_ppm(0.5), assists_burst=2)
+
+
+def test_rates_per_second_are_ppm_per_millisecond():
+    assert (b.per_ms_ppm(100.0), b.per_ms_ppm(2.0), b.per_ms_ppm(0.001)) == (100_000, 2_000, 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        b.Limits(0, 1, 1, 1)
+    with pytest.raises(ValueError, match="at most"):
+        b.Limits(1, b.MAX_BURST + 1, 1, 1)
+
+
+def test_buckets_start_full_and_refill_with_time_up_to_their_size():
+    c = b.refill(b.Counters(), LIM, now_ms=1_000_000)  # clock 0: full
+    assert (c.claim_ppm, c.calls_ppm, c.clock_ms) == (10 * P, 2 * P, 1_000_000)
+    c = b.refill(b.replace(c, claim_ppm=0, calls_ppm=0), LIM, now_ms=1_001_500)  # 1.5 s: 3 responses, 0.75 call
+    assert (c.claim_ppm, c.calls_ppm) == (3 * P, 750_000)
+    assert b.refill(c, LIM, now_ms=1_000_000) == c  # a clock behind adds nothing, never moves back
+
+
+def test_a_report_is_believed_up_to_the_claim_bucket_and_the_rest_is_flagged():
+    p = policy(tau=0.25, burst=2)
+    c = b.replace(b.fresh(p), credit_ppm=0)
+    believed, c = b.bounded_report(c, p, LIM, 5_000, responses=10**9, help_requests=1, reported_help=0)
+    assert believed == 10 and (c.responses, c.help_requests, c.flagged, c.excess) == (10, 1, 1, 10**9 - 10)
+    assert c.credit_ppm == 2 * P and c.claim_ppm == 0  # 10 * 0.25 = 2.5, capped at burst 2
+    believed, c = b.bounded_report(c, p, LIM, 5_250, responses=1, help_requests=0, reported_help=0)
+    assert believed == 0 and (c.flagged, c.excess, c.claim_ppm) == (2, 10**9 - 9, 500_000)  # 0.25 s: half
+    believed, c = b.bounded_report(c, p, LIM, 6_000, responses=2, help_requests=0, reported_help=0)
+    assert believed == 2 and c.flagged == 2 and c.responses == 12 and c.claim_ppm == 0  # 0.5 + 1.5 = 2
+
+
+def test_an_assist_needs_credit_and_a_call_token():
+    p = policy(tau=0.25, mode="meter", burst=4)
+    c = b.fresh(p)
+    out = []
+    for t in (10_000, 10_001, 10_002, 11_000, 12_000):
+        ok, c = b.bounded_assist(c, p, LIM, t)
+        out.append(ok)
+    # 2 tokens at start; +0.5 after 1 s (still < 1); +1 after 2 s in all: one more
+    assert out == [True, True, False, False, True]
+    assert (c.cloud_calls, c.throttled, c.denials) == (3, 2, 0)
+    assert b.was_throttled(False, "meter", 0) and b.was_throttled(False, "enforce", P)
+    e = policy(tau=0.25, mode="enforce", burst=1)
+    c = b.fresh(e)
+    ok, c = b.bounded_assist(c, e, LIM, 10_000)
+    ok2, c2 = b.bounded_assist(c, e, LIM, 10_000)  # no credit: a denial, no call token taken
+    assert ok and not ok2 and (c2.denials, c2.throttled, c2.calls_ppm) == (1, 0, c.calls_ppm)
+    assert not b.was_throttled(ok2, "enforce", c2.credit_ppm)
+
+
+def test_rpc_token_bucket_of_the_limiter():
+    from cloud_gateway.limiter import DeviceLimiter, Throttled, take
+
+    assert take(3.0, 0.0, 0.0, 1.0, 3) == (True, 2.0)
+    assert take(0.5, 0.0, 0.25, 2.0, 3) == (True, 0.0)  # 0.5 + 0.25 s * 2/s = 1
+    assert take(0.0, 0.0, 10.0, 2.0, 3) == (True, 2.0)  # capped at 3 before the take
+    assert take(0.2, 1.0, 0.5, 2.0, 3) == (False, 0.2)  # a clock behind adds nothing
+    now = [0.0]
+    lim = DeviceLimiter(per_s=1.0, burst=1, concurrent=1, clock=lambda: now[0])
+    with lim.admit("d1", False):
+        with pytest.raises(Throttled, match="in flight"):
+            with lim.admit("d1", False):
+                pass
+        with lim.admit("d1", True):  # an admin of that name is another principal
+            pass
+    with pytest.raises(Throttled, match="calls/s"):
+        with lim.admit("d1", False):
+            pass
+    now[0] = 1.0
+    with lim.admit("d1", False):
+        pass

@@ -114,3 +114,24 @@ def test_serve_with_a_bad_config_is_a_one_line_error(tmp_path, capsys):
     assert "config file not found" in capsys.readouterr().err
     assert main(["gateway", "serve", "--keys-file", str(tmp_path / "nokeys.toml"), "--port", "0"]) == 2
     assert "keys file not found" in capsys.readouterr().err
+
+
+def test_limits_and_message_size_are_configured_and_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("GATEWAY_LIMITS__RESPONSES_PER_S", "12.5")
+    s = load_settings()
+    assert s.limits.responses_per_s == 12.5 and s.limits.store_limits().responses_rate == 12_500
+    with pytest.raises(ValidationError, match="max_message_bytes"):
+        load_settings(max_prompt_chars=100_000)  # 4 bytes a character no longer fit in 256 KiB
+    with pytest.raises(ValidationError, match="responses_burst"):
+        load_settings(limits={"responses_burst": 0})
+
+
+def test_cli_revoke_removes_a_key(tmp_path, capsys):
+    path = tmp_path / "k.toml"
+    assert main(["gateway", "add-device", "edge-1", "--keys-file", str(path)]) == 0
+    key = capsys.readouterr().out.strip()
+    assert main(["gateway", "revoke", "edge-1", "--keys-file", str(path)]) == 0
+    assert "revoked edge-1" in capsys.readouterr().out
+    assert KeyRing.load(path).identify(key) is None
+    assert main(["gateway", "revoke", "edge-1", "--keys-file", str(path)]) == 2
+    assert "has no key" in capsys.readouterr().err

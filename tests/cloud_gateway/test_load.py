@@ -1,5 +1,5 @@
 """64 concurrent clients against real gateway processes: SQLite, Redis, two gateways on one Redis,
-and `--workers 2` (two processes on one port).
+`--workers 2` (two processes on one port), and two gateways on one three-primary Redis Cluster.
 
 Thousands of Assist/ReportUsage calls, ~10% of them sent twice with the same idempotency key
 (some concurrently with the original, and with two gateways the duplicate often through the other
@@ -31,11 +31,14 @@ def md(key):
     return (("authorization", f"Bearer {key}"),)
 
 
-@pytest.fixture(params=["sqlite", "redis", "redis-2-gateways", "redis-2-workers"])
-def addresses(request, tmp_path, gateway_process) -> list[str]:
-    """Where the clients connect: one gateway, or two that share one Redis."""
+@pytest.fixture(params=["sqlite", "redis", "redis-2-gateways", "redis-2-workers", "redis-cluster-2-gateways"])
+def addresses(request, tmp_path, gateway_process, wide_limits) -> list[str]:
+    """Where the clients connect: one gateway, or two that share one Redis or one 3-primary Redis Cluster."""
     if request.param == "sqlite":
         return [gateway_process("--sqlite-path", str(tmp_path / "load.db")).address]
+    if request.param == "redis-cluster-2-gateways":
+        url = request.getfixturevalue("redis_cluster").url
+        return [gateway_process("--redis-url", url).address, gateway_process("--redis-url", url).address]
     url = request.getfixturevalue("redis_server").url
     if request.param == "redis-2-gateways":
         return [gateway_process("--redis-url", url).address, gateway_process("--redis-url", url).address]

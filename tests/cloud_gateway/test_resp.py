@@ -82,7 +82,7 @@ def test_redis_store_reloads_the_script_after_a_restart(redis_server):
     from collab import budget as b
 
     async def go():
-        store = RedisStore(redis_server.url)
+        store = RedisStore(redis_server.url, b.Limits(10**9, 10**6, 10**9, 10**6))
         try:
             await store.seed_policies({"math": b.Policy(((0, 300_000),), "meter", 4 * b.PPM, 256)})
             first = await store.report("d", "math", 8, 0, "r1")

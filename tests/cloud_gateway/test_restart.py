@@ -14,7 +14,7 @@ import pytest
 from collab.v1 import gateway_pb2 as pb
 from collab.v1 import gateway_pb2_grpc as pb_grpc
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("wide_limits")]
 CLIENTS = 16
 REPORTS_PER_CLIENT = 50
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)

@@ -11,6 +11,12 @@ from collab import budget as b
 from cloud_gateway.store.base import Completion, KeyReused, UnknownTask
 from cloud_gateway.store.sqlite import SqliteStore
 
+# Tight enough that the sequence below runs into both buckets: 1 response/s believed (burst 6),
+# 1 Assist grant per 2 s (burst 3); each op is 0.4 s after the previous one.
+LIMITS = b.Limits(responses_rate=1000, responses_burst=6, assists_rate=500, assists_burst=3)
+WIDE = b.Limits(10**9, 10**6, 10**9, 10**6)  # never reached
+STEP_MS = 400
+T0_MS = 1_800_000_000_000
 POLICIES = {
     "enf": b.Policy(((0, 300_000), (7, 100_000), (15, 700_000)), "enforce", 2 * b.PPM, 5),
     "met": b.Policy(((0, 250_000),), "meter", 1_500_000, 3),
@@ -32,10 +38,21 @@ def ops(seed: int, n: int = 160):
             yield task, "assist", (rng.randint(0, 3), scope if rng.random() < 0.8 else ""), f"k{i}"
 
 
-async def run_store(store):
+class Clock:
+    """The stores' clock (seconds), moved by the test."""
+
+    def __init__(self):
+        self.ms = T0_MS
+
+    def __call__(self) -> float:
+        return self.ms / 1000
+
+
+async def run_store(store, clock):
     await store.seed_policies(POLICIES)
     out = []
-    for task, op, args, key in ops(seed=7):
+    for i, (task, op, args, key) in enumerate(ops(seed=7)):
+        clock.ms = T0_MS + i * STEP_MS
         if op == "report":
             r, h, offline = args
             s = await store.report("d", task, r, h, key, offline)
@@ -51,7 +68,8 @@ def run_pure():
     scopes: dict[str, tuple[int, bool]] = {}  # report key -> (help seen, counted)
     answers: dict[str, tuple] = {}  # idempotency key -> the remembered answer
     out = []
-    for task, op, args, key in ops(seed=7):
+    for i, (task, op, args, key) in enumerate(ops(seed=7)):
+        now = T0_MS + i * STEP_MS
         if key in answers:
             out.append(answers[key])
             continue
@@ -61,12 +79,13 @@ def run_pure():
             r, h, offline = args
             seen, _ = scopes.get(key, (0, False))
             counted = b.report_help(seen, h, offline)
-            report = (r, counted, h, b.tau_at(p.schedule, state[task].responses))
-            state[task] = b.report(state[task], p, r, counted, h)
+            tau_before = b.tau_at(p.schedule, state[task].responses)
+            believed, state[task] = b.bounded_report(state[task], p, LIMITS, now, r, counted, h)
+            report = (believed, counted, h, tau_before)
             scopes[key] = (seen, True)
         else:
             k, report_key = args
-            allowed, state[task] = b.assist(state[task], p, k)
+            allowed, state[task] = b.bounded_assist(state[task], p, LIMITS, now, k)
             seen, closed = scopes.get(report_key, (0, False)) if report_key else (0, True)
             if closed:
                 state[task] = b.late_help(state[task], k)
@@ -85,13 +104,16 @@ def test_pure_sequence_exercises_refusals_windows_mismatches_and_late_help():
     assert any(c.credit_ppm < 0 for _, c, *_ in out)  # a group spent more credit than it had
     reports = [r for *_, r in out if r is not None]
     assert any(seen < reported for _, seen, reported, _ in reports)  # offline help believed
+    assert any(c.flagged for _, c, *_ in out) and any(c.throttled for _, c, *_ in out)
+    assert any(not allowed and b.was_throttled(allowed, "enforce", c.credit_ppm) for allowed, c, *_ in out)
 
 
 def test_sqlite_agrees_with_pure(tmp_path):
     async def go():
-        store = SqliteStore(tmp_path / "b.db")
+        clock = Clock()
+        store = SqliteStore(tmp_path / "b.db", LIMITS, clock=clock)
         try:
-            return await run_store(store)
+            return await run_store(store, clock)
         finally:
             await store.close()
 
@@ -99,27 +121,32 @@ def test_sqlite_agrees_with_pure(tmp_path):
 
 
 @pytest.mark.integration
-def test_redis_lua_agrees_with_pure(redis_server):
+@pytest.mark.parametrize("server", ["redis_server", "redis_cluster"])
+def test_redis_lua_agrees_with_pure(server, request):
     from cloud_gateway.store.redis_store import RedisStore
 
+    url = request.getfixturevalue(server).url
+
     async def go():
-        store = RedisStore(redis_server.url)
+        clock = Clock()
+        store = RedisStore(url, LIMITS, clock=clock)
         try:
-            return await run_store(store)
+            return await run_store(store, clock)
         finally:
             await store.close()
 
     assert asyncio.run(go()) == run_pure()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.integration),
+                        pytest.param("redis-cluster", marks=pytest.mark.integration)])
 def store_factory(request, tmp_path):
     if request.param == "sqlite":
-        return lambda: SqliteStore(tmp_path / "b.db")
-    server = request.getfixturevalue("redis_server")
+        return lambda: SqliteStore(tmp_path / "b.db", WIDE)
+    server = request.getfixturevalue("redis_cluster" if request.param == "redis-cluster" else "redis_server")
     from cloud_gateway.store.redis_store import RedisStore
 
-    return lambda: RedisStore(server.url)
+    return lambda: RedisStore(server.url, WIDE)
 
 
 def test_idempotency_replay_unknown_task_reset_and_tokens(store_factory):
@@ -139,7 +166,7 @@ def test_idempotency_replay_unknown_task_reset_and_tokens(store_factory):
             assert not (await store.report("e", "met", 1, 0, "r1")).replayed
             await store.assist("d", "met", "a1", subject="met/test/1")
             assert (await store.assist("d", "met", "a1", subject="met/test/1")).replayed
-            with pytest.raises(KeyReused, match="met/test/1"):
+            with pytest.raises(KeyReused, match="another example"):
                 await store.assist("d", "met", "a1", subject="met/test/2")
             assert await store.completion("d", "a1") is None
             first = await store.complete("d", "met", "a1", Completion("yes", 10, 5, "reference"))
@@ -162,7 +189,7 @@ def test_idempotency_replay_unknown_task_reset_and_tokens(store_factory):
 
 def test_sqlite_forgets_keys_after_the_ttl(tmp_path):
     async def go():
-        store = SqliteStore(tmp_path / "ttl.db", idempotency_ttl_s=0.05)
+        store = SqliteStore(tmp_path / "ttl.db", WIDE, idempotency_ttl_s=0.05)
         try:
             await store.seed_policies(POLICIES)
             await store.report("d", "met", 1, 0, "k")

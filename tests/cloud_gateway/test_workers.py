@@ -45,6 +45,7 @@ def cpu_ticks(pid: int) -> int:
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("wide_limits")  # 64 calls in flight from one device key
 def test_two_workers_share_the_port_and_stop_cleanly(redis_server, gateway_process, keys):
     gw = gateway_process("--redis-url", redis_server.url, "--workers", "2")
     pids = worker_pids(gw.proc.pid)

@@ -54,6 +54,8 @@ def test_keys_file_round_trip_and_bad_files(tmp_path):
         add_key(path, "laptop")
     with pytest.raises(ValueError, match="nobody"):
         EdgeKeys({}, {})
+    with pytest.raises(ValueError, match="must match"):  # `$` would accept the newline
+        add_key(path, "laptop2\n")
 
 
 @pytest.fixture

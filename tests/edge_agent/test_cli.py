@@ -4,7 +4,7 @@ import pytest
 
 from dagrpo.cli import main
 from dagrpo.errors import UserError
-from dagrpo.edge_train import gateway_overrides, push_adapter
+from dagrpo.edge_train import point_at_gateway, push_adapter
 from edge_adapters import write_random_adapter
 
 
@@ -32,11 +32,32 @@ def test_export_adapter_command(tmp_path, capsys):
     assert main(["export-adapter", str(tmp_path)]) == 2
 
 
-def test_train_points_the_trainer_at_the_gateway():
-    from trainer.config import load_config
+def test_train_points_the_trainer_at_the_gateway_and_keeps_the_key_out_of_config_toml():
+    from trainer.config import load_config, to_toml
 
-    cfg = load_config("configs/smoke.toml", gateway_overrides("127.0.0.1:5005", "dgk_x"))
-    assert (cfg.cloud.backend, cfg.cloud.address, cfg.cloud.api_key) == ("gateway", "127.0.0.1:5005", "dgk_x")
+    cfg = point_at_gateway(load_config("configs/smoke.toml"), {"address": "127.0.0.1:5005", "tls_ca": "ca.crt"},
+                           "dgk_secret")
+    assert (cfg.cloud.backend, cfg.cloud.address, cfg.cloud.tls_ca) == ("gateway", "127.0.0.1:5005", "ca.crt")
+    assert cfg.cloud.api_key.get_secret_value() == "dgk_secret"
+    assert "dgk_secret" not in to_toml(cfg) + repr(cfg) + cfg.model_dump_json()
+    assert "api_key =" not in to_toml(cfg)
+
+
+def test_train_reads_the_key_from_a_file_or_the_environment(tmp_path, monkeypatch):
+    import argparse
+
+    from edge_agent import cli
+
+    seen = {}
+    monkeypatch.setattr("dagrpo.edge_train.edge_train", lambda *a, **kw: seen.update(kw) or {})
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    base = ["edge", "train", "--config", "c.toml", "--out", "o", "--gateway", "gw:1", "--gateway-ca", "ca.crt"]
+    monkeypatch.setenv("EDGE_API_KEY", "dgk_env")
+    cli._train(parser.parse_args(base))
+    assert seen["api_key"] == "dgk_env" and seen["gateway"]["tls_ca"] == "ca.crt"
+    cli._train(parser.parse_args([*base, "--api-key-file", "k.txt"]))
+    assert seen["api_key"] == "" and seen["gateway"]["api_key_file"] == "k.txt"
 
 
 def test_push_to_an_unreachable_agent_says_where_the_adapter_is(tmp_path):

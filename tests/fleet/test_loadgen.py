@@ -18,10 +18,12 @@ REPLY = {"route": "cloud", "requested_help": True, "cloud_skipped_reason": None,
 
 class StubAgent(BaseHTTPRequestHandler):
     seen: list = []
+    auth: list = []
 
     def do_POST(self):  # noqa: N802 (http.server's naming)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         StubAgent.seen.append((self.server.server_port, body["task"]))
+        StubAgent.auth.append(self.headers.get("Authorization"))
         data = json.dumps(REPLY).encode()
         self.send_response(503 if body["task"] == "busy" else 200)
         self.send_header("Content-Type", "application/json")
@@ -38,7 +40,7 @@ def stub_agents():
     servers = [ThreadingHTTPServer(("127.0.0.1", 0), StubAgent) for _ in range(2)]
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
-    StubAgent.seen = []
+    StubAgent.seen, StubAgent.auth = [], []
     yield [Agent(f"d{i}", f"http://127.0.0.1:{s.server_port}") for i, s in enumerate(servers)]
     for s in servers:
         s.shutdown()
@@ -88,3 +90,11 @@ def test_resolve_finds_every_address_of_a_name():
 def test_standalone_needs_an_agent():
     with pytest.raises(SystemExit, match="no agents"):
         main(["--rate", "1"])
+
+
+def test_the_agents_client_key_goes_with_every_request(stub_agents):
+    asyncio.run(run_load(stub_agents, [{"task": "math"}], rate=50, duration_s=0.1, on_outcome=lambda o: None,
+                         api_key="dek_abc"))
+    assert StubAgent.auth and set(StubAgent.auth) == {"Bearer dek_abc"}
+    asyncio.run(run_load(stub_agents, [{"task": "math"}], rate=50, duration_s=0.05, on_outcome=lambda o: None))
+    assert StubAgent.auth[-1] is None  # no key: no header
