@@ -11,12 +11,14 @@ The run, top to bottom:
    else on its embedded SQLite store in the run directory; wait for gRPC health SERVING.
 3. Budgets: through the admin RPCs, set tau/mode/burst/window of every fleet task and reset the
    fleet's devices (so a reused Redis starts from zero and the fleet's counts are the gateway's).
+   `--help-knob` starts the agents with their help knob on (EDGE_HELP_KNOB, docs/edge.md).
 4. Agents: N `dagrpo edge serve` on distinct free ports, each with its own device key, usage
    flushed every `flush_interval_s`; wait for every `/health`; with `--adapter`, load each
    agent's own copy of it through `POST /v1/adapter`. Write `prometheus-targets.json`
    (Prometheus file_sd format) naming every `/metrics` endpoint.
 5. Load: `deploy.loadgen.run_load` in this process, with a live rich table per device; then the
-   requests in flight finish (drain).
+   requests in flight finish (drain). Each `--tau-at` change is applied at its time through the
+   admin SetTau, as `dagrpo gateway set-tau TASK TAU` would (mode, burst and window kept).
 6. Settle: wait until every agent's outbox is empty (all usage metered), read the gateway's own
    per-device totals, keep everything up `linger_s` more (so scrapers see the final counters).
 7. Stop: SIGTERM to every child's process group (each child is a session leader), SIGKILL after
@@ -49,10 +51,11 @@ from pathlib import Path
 from typing import Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from deploy.loadgen import Agent, Outcome, answer_bodies, run_load
-from deploy.summary import counts_agree, device_rows, summarize
+from deploy.summary import counts_agree, device_rows, summarize, tau_change_rows, tau_segments
+from deploy.tau_changes import TauChange, tau_timeline
 
 log = logging.getLogger("deploy.fleet")
 HOST = "127.0.0.1"
@@ -68,6 +71,7 @@ class FleetConfig(BaseModel):
     rate: float = Field(1.0, gt=0, description="requests per second, whole fleet")
     tasks: list[str] = Field(["math", "science"], min_length=1, description="task names to ask")
     tau: float = Field(0.3, ge=0, le=1, description="tau of every fleet task")
+    tau_changes: list[TauChange] = Field(default_factory=list, description="tau changes during the load")
     mode: Literal["meter", "enforce"] = Field("enforce", description="gateway budget mode")
     burst: float = Field(2.0, ge=1, description="credit cap, in help requests")
     window: int = Field(256, ge=1, description="responses per gateway ratio window")
@@ -79,6 +83,8 @@ class FleetConfig(BaseModel):
     cloud_latency_s: float = Field(0.0, ge=0, description="reference backend: added latency")
     adapter: str = Field("", description="LoRA adapter every agent loads (GGUF, peft or run dir)")
     threads: int = Field(1, ge=1, description="llama.cpp threads per agent")
+    help_knob: bool = Field(False, description="agents hold tau with the help knob (EDGE_HELP_KNOB)")
+    help_bias_file: str = Field("", description="the agents' knob calibration (dagrpo calibrate)")
     queue_size: int = Field(16, ge=1, description="requests an agent queues before 503")
     flush_interval_s: float = Field(1.0, gt=0, description="agents' usage flush period")
     out_dir: Path = Field(Path("runs/fleet"), description="where summary and logs go")
@@ -100,12 +106,28 @@ class FleetConfig(BaseModel):
                 raise ValueError(exc.args[0]) from None
         return v
 
-    @field_validator("adapter")
+    @field_validator("adapter", "help_bias_file")
     @classmethod
-    def _adapter_exists(cls, v: str) -> str:
+    def _path_exists(cls, v: str, info) -> str:
         if v and not Path(v).exists():
-            raise ValueError(f"adapter {v!r} does not exist")
+            raise ValueError(f"{info.field_name.replace('_', ' ')} {v!r} does not exist")
         return v
+
+    @model_validator(mode="after")
+    def _changes_fit(self) -> "FleetConfig":
+        for c in self.tau_changes:
+            if c.task is not None and c.task not in self.tasks:
+                raise ValueError(f"tau change at {c.at_s:g} s names task {c.task!r}, not one of the "
+                                 f"fleet's tasks {self.tasks}")
+            if c.at_s >= self.duration_s:
+                raise ValueError(f"tau change at {c.at_s:g} s comes after the load ends "
+                                 f"({self.duration_s:g} s)")
+        if self.help_bias_file and not self.help_knob:
+            raise ValueError("help_bias_file calibrates the help knob: give help_knob too")
+        return self
+
+    def timeline(self) -> dict[str, list[tuple[float, float]]]:
+        return tau_timeline(self.tau, self.tau_changes, self.tasks)
 
 
 @dataclass
@@ -129,6 +151,7 @@ class Fleet:
     gateway_metrics_port: int = 0
     certs: Path | None = None  # RUN_DIR/certs with --tls
     outcomes: list[Outcome] = field(default_factory=list)  # appended on the event loop thread
+    tau_applied: list[dict] = field(default_factory=list)  # each --tau-at as the gateway took it
 
 
 # -- processes ----------------------------------------------------------------------------------
@@ -295,7 +318,7 @@ def start_agents(fleet: Fleet, keys: dict[str, str]) -> None:
     for device, key in keys.items():
         port = free_port()
         env = child_env(os.environ, "EDGE_", {"EDGE_API_KEY": key, "EDGE_FLUSH_INTERVAL_S": str(cfg.flush_interval_s),
-                                              **agent_tls_env(fleet.certs, device)})
+                                              **agent_tls_env(fleet.certs, device), **knob_env(cfg)})
         child = spawn(fleet, device, [
             "edge", "serve", "--host", HOST, "--port", str(port),
             "--gateway", fleet.gateway_address, "--threads", str(cfg.threads),
@@ -309,6 +332,17 @@ def start_agents(fleet: Fleet, keys: dict[str, str]) -> None:
         fleet.agents.append(agent)
     if cfg.adapter:
         load_adapters(fleet)
+
+
+def knob_env(cfg: FleetConfig) -> dict[str, str]:
+    """The agents' help-knob settings: off, or on with the fleet's starting tau until the
+    gateway's telemetry says otherwise."""
+    if not cfg.help_knob:
+        return {}
+    env = {"EDGE_HELP_KNOB": "1", "EDGE_KNOB_DEFAULT_TAU": str(cfg.tau)}
+    if cfg.help_bias_file:
+        env["EDGE_HELP_BIAS_FILE"] = str(Path(cfg.help_bias_file).resolve())
+    return env
 
 
 def load_adapters(fleet: Fleet) -> None:
@@ -372,8 +406,9 @@ def render_table(fleet: Fleet, elapsed_s: float):
 
     cfg = fleet.cfg
     devices = [a.name for a in fleet.agents]
+    tau = tau_now(cfg.timeline(), elapsed_s)
     table = Table(title=f"dagrpo fleet: {len(devices)} devices, {elapsed_s:.0f} s elapsed of "
-                  f"{cfg.duration_s:g} s load, {cfg.rate:g} req/s, tau {cfg.tau:g} ({cfg.mode})")
+                  f"{cfg.duration_s:g} s load, {cfg.rate:g} req/s, tau {_fmt(tau, 'g')} ({cfg.mode})")
     for col in ("device", "answers", "help", "ratio", "vs tau", "denials", "cloud",
                 "503/err", "p50 s", "p99 s"):
         table.add_column(col, justify="left" if col == "device" else "right")
@@ -383,7 +418,7 @@ def render_table(fleet: Fleet, elapsed_s: float):
         ratio = r["ratio"]
         table.add_row(
             name, str(r["answers"]), str(r["help_requests"]), _fmt(ratio, ".2f"),
-            _fmt(None if ratio is None else ratio - cfg.tau, "+.2f"), str(r["denials"]),
+            _fmt(None if ratio is None or tau is None else ratio - tau, "+.2f"), str(r["denials"]),
             str(r["cloud"]), f"{r['rejected']}/{r['errors']}",
             _fmt(r["latency_p50_s"], ".2f"), _fmt(r["latency_p99_s"], ".2f"),
             style="bold" if name == "all" else None)
@@ -394,10 +429,29 @@ def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-async def load_phase(fleet: Fleet, early_stop: threading.Event | None = None) -> tuple[float, bool]:
-    """Run the load with the live view; SIGINT/SIGTERM end it early (also one that came before the
-    loop's handlers were in place: `early_stop`). Returns the seconds from the first request to the
-    last reply (sending + drain), and whether it was interrupted."""
+def tau_now(timeline: dict[str, list[tuple[float, float]]], t: float) -> float | None:
+    """The tau in force at t seconds if every task has the same, else None."""
+    now = {max((s for s in steps if s[0] <= t), default=steps[0])[1] for steps in timeline.values()}
+    return now.pop() if len(now) == 1 else None
+
+
+async def apply_tau_changes(fleet: Fleet, admin, start: float) -> None:
+    """Each --tau-at change at its time after `start` (monotonic), through the admin SetTau with
+    mode, burst and window kept (what `dagrpo gateway set-tau TASK TAU` sends)."""
+    cfg = fleet.cfg
+    for c in sorted(cfg.tau_changes, key=lambda c: c.at_s):
+        await asyncio.sleep(max(0.0, start + c.at_s - time.monotonic()))
+        for task in cfg.tasks if c.task is None else [c.task]:
+            await asyncio.to_thread(admin.set_tau, task, [(0, c.tau)])
+            fleet.tau_applied.append({"at_s": c.at_s, "applied_s": time.monotonic() - start,
+                                      "task": task, "tau": c.tau})
+            log.info("tau of %s set to %g at %.1f s", task, c.tau, time.monotonic() - start)
+
+
+async def load_phase(fleet: Fleet, admin, early_stop: threading.Event | None = None) -> tuple[float, bool]:
+    """Run the load with the live view and the tau changes; SIGINT/SIGTERM end it early (also one
+    that came before the loop's handlers were in place: `early_stop`). Returns the seconds from the
+    first request to the last reply (sending + drain), and whether it was interrupted."""
     from rich.console import Console
     from rich.live import Live
 
@@ -414,6 +468,7 @@ async def load_phase(fleet: Fleet, early_stop: threading.Event | None = None) ->
     console = Console() if sys.stdout.isatty() else Console(width=120)  # logs: no 80-col wrap
     load = asyncio.create_task(run_load(fleet.agents, bodies, cfg.rate, cfg.duration_s,
                                         fleet.outcomes.append, stop, drain_s=cfg.drain_s))
+    changes = asyncio.create_task(apply_tau_changes(fleet, admin, start))
     try:
         if cfg.live and console.is_terminal:
             with Live(render_table(fleet, 0), console=console, refresh_per_second=2) as live:
@@ -427,7 +482,10 @@ async def load_phase(fleet: Fleet, early_stop: threading.Event | None = None) ->
                 console.print(f"{time.monotonic() - start:6.0f} s: {rows['answers']} answers, "
                               f"{rows['help_requests']} help, {rows['denials']} denials")
         await load
+        if changes.done():
+            changes.result()  # a failed SetTau fails the run
     finally:
+        changes.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     elapsed = time.monotonic() - start
@@ -468,7 +526,7 @@ def run_fleet(cfg: FleetConfig) -> dict:
         _write_json(cfg.out_dir / "prometheus-targets.json", prometheus_targets(fleet))
         started_at = time.time()
         try:
-            wall_s, interrupted = asyncio.run(load_phase(fleet, early_stop))
+            wall_s, interrupted = asyncio.run(load_phase(fleet, admin, early_stop))
         finally:
             signal.signal(signal.SIGINT, previous_int)
         settle(fleet)
@@ -490,8 +548,14 @@ def build_summary(fleet: Fleet, wall_s: float, totals: dict[str, dict]) -> dict:
     """summarize() over the load's wall time (answers_per_s counts the drain too: what the fleet
     really served), plus the gateway's totals and whether the two agree."""
     cfg = fleet.cfg
-    s = summarize(fleet.outcomes, [a.name for a in fleet.agents],
-                  dict.fromkeys(cfg.tasks, cfg.tau), wall_s)
+    timeline = applied_timeline(fleet)
+    # a whole-run ratio has no single tau to sit against once tau changed: see tau_segments
+    taus = {t: steps[0][1] if len(steps) == 1 else None for t, steps in timeline.items()}
+    s = summarize(fleet.outcomes, [a.name for a in fleet.agents], taus, wall_s)
+    end_s = max([wall_s] + [o.t for o in fleet.outcomes])
+    s["tau_segments"] = {t: tau_segments(fleet.outcomes, t, steps, end_s) for t, steps in timeline.items()}
+    s["tau_changes"] = tau_change_rows(s["tau_segments"])
+    s["tau_applied"] = fleet.tau_applied
     s["gateway"] = totals
     s["agrees_with_gateway"] = (counts_agree(s["per_task"], totals["per_task"])
                                 and counts_agree(s["per_device"], totals["per_device"]))
@@ -502,6 +566,13 @@ def build_summary(fleet: Fleet, wall_s: float, totals: dict[str, dict]) -> dict:
     return s
 
 
+def applied_timeline(fleet: Fleet) -> dict[str, list[tuple[float, float]]]:
+    """The tau in force per task over the load: the changes the gateway took (an interrupted load
+    may end before some), at their planned times."""
+    taken = [TauChange(at_s=a["at_s"], tau=a["tau"], task=a["task"]) for a in fleet.tau_applied]
+    return tau_timeline(fleet.cfg.tau, taken, fleet.cfg.tasks)
+
+
 def write_outputs(fleet: Fleet, summary: dict) -> None:
     out = fleet.cfg.out_dir
     _write_json(out / "summary.json", summary)
@@ -510,7 +581,7 @@ def write_outputs(fleet: Fleet, summary: dict) -> None:
             f.write(json.dumps(asdict(o)) + "\n")
     from deploy.plots import plot_fleet
 
-    plot_fleet(fleet.outcomes, dict.fromkeys(fleet.cfg.tasks, fleet.cfg.tau), out / "fleet.png")
+    plot_fleet(fleet.outcomes, applied_timeline(fleet), out / "fleet.png", summary["load_wall_s"])
 
 
 def _write_json(path: Path, data) -> None:

@@ -24,6 +24,8 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--backend": ("backend", str, "cloud backend: reference | openai (GATEWAY_OPENAI_* env)"),
     "--cloud-latency": ("cloud_latency_s", float, "reference backend: seconds added per call"),
     "--adapter": ("adapter", str, "LoRA adapter every agent loads (GGUF, peft dir or run dir)"),
+    "--help-bias-file": ("help_bias_file", str, "with --help-knob: the agents' calibration "
+                         "(help_bias.json of `dagrpo calibrate`)"),
     "--threads": ("threads", int, "llama.cpp threads per agent (default 1)"),
     "--queue-size": ("queue_size", int, "requests an agent queues before answering 503 (default 16)"),
     "--flush-interval": ("flush_interval_s", float, "agents' usage flush period in s (default 1)"),
@@ -44,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "started. See docs/fleet.md.")
     for flag, (dest, typ, text) in _FLAGS.items():
         p.add_argument(flag, dest=dest, type=typ, help=text)
+    p.add_argument("--tau-at", dest="tau_at", action="append", default=[], metavar="SECONDS:[TASK=]TAU",
+                   help="change tau at SECONDS after the load starts, for every task or one "
+                        "(repeatable: --tau-at 60:0.1 --tau-at 120:math=0.5), through the gateway's "
+                        "admin SetTau like `dagrpo gateway set-tau`")
+    p.add_argument("--help-knob", dest="help_knob", action="store_true", default=None,
+                   help="agents hold the gateway's tau with the help knob (EDGE_HELP_KNOB)")
     p.add_argument("--no-live", dest="live", action="store_false", default=None,
                    help="print a progress line every 10 s instead of the live table")
     p.add_argument("--tls", action="store_const", const=True, default=None,
@@ -55,13 +63,17 @@ def _config(args: argparse.Namespace):
     from pydantic import ValidationError
 
     from deploy.fleet import FleetConfig
+    from deploy.tau_changes import parse_tau_at
 
     values = {dest: getattr(args, dest) for dest, _, _ in _FLAGS.values()
               if getattr(args, dest, None) is not None}
-    if args.live is not None:
-        values["live"] = args.live
-    if args.tls is not None:
-        values["tls"] = args.tls
+    for flag in ("live", "help_knob", "tls"):
+        if getattr(args, flag) is not None:
+            values[flag] = getattr(args, flag)
+    try:
+        values["tau_changes"] = [parse_tau_at(t) for t in args.tau_at]
+    except ValueError as exc:
+        raise UserError(f"--tau-at: {exc}") from None
     if "tasks" in values:
         values["tasks"] = [t.strip() for t in values["tasks"].split(",") if t.strip()]
     values.setdefault("out_dir", time.strftime("runs/fleet-%Y%m%dT%H%M%SZ", time.gmtime()))
@@ -87,8 +99,16 @@ def _run(args: argparse.Namespace) -> int:
     print(json.dumps({k: t[k] for k in ("answers", "answers_per_s", "help_requests", "ratio",
                                         "denials", "cloud", "rejected", "errors",
                                         "latency_p50_s", "latency_p99_s")}))
+    for c in summary["tau_changes"]:
+        print(f"tau of {c['task']} {c['tau_before']:g} -> {c['tau_after']:g} at {c['at_s']:g} s: ratio in the "
+              f"last quarter before {_fmt(c['ratio_before'])} ({c['answers_before']} answers), after "
+              f"{_fmt(c['ratio_after'])} ({c['answers_after']} answers)")
     print(f"summary: {cfg.out_dir / 'summary.json'}  plots: {cfg.out_dir / 'fleet.png'}")
     if not summary["agrees_with_gateway"]:
         print("WARNING: the fleet's counts differ from the gateway's totals (see summary.json)")
         return 1
     return 0
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"

@@ -81,3 +81,39 @@ def counts_agree(rows: dict[str, dict], gateway: dict[str, dict]) -> bool:
     """The fleet's counts equal the gateway's, row by row (rows: per task or per device)."""
     return all(rows[name][ours] == gateway.get(name, {}).get(theirs, 0)
                for name in rows for ours, theirs in GATEWAY_NAMES.items())
+
+
+def tau_segments(outcomes: Sequence[Outcome], task: str, steps: Sequence[tuple[float, float]],
+                 end_s: float) -> list[dict]:
+    """One row per stretch of constant tau of `task` (`steps`: [(from_s, tau), ...]; the last
+    stretch ends at `end_s`): its answers, ratio, and the ratio in its last quarter (by time), where
+    the devices have had three quarters of the stretch to follow the change."""
+    answered = [o for o in outcomes if o.task == task and o.status in ANSWERED]
+    rows = []
+    for i, (start, tau) in enumerate(steps):
+        end = steps[i + 1][0] if i + 1 < len(steps) else max(end_s, start)
+        last = i + 1 == len(steps)
+        inside = [o for o in answered if start <= o.t < end or (last and o.t == end)]
+        q_start = end - (end - start) / 4
+        quarter = [o for o in inside if o.t >= q_start]
+        rows.append({"from_s": start, "to_s": end, "tau": tau, **_ratio_of(inside),
+                     "last_quarter": {"from_s": q_start, **_ratio_of(quarter)}})
+    return rows
+
+
+def _ratio_of(answered: Sequence[Outcome]) -> dict:
+    helped = sum(o.requested_help for o in answered)
+    return {"answers": len(answered), "help_requests": helped, "ratio": ratio(helped, len(answered))}
+
+
+def tau_change_rows(segments: dict[str, list[dict]]) -> list[dict]:
+    """Per task and tau change: the tau and the last-quarter ratio before and after it."""
+    rows = []
+    for task, segs in segments.items():
+        for before, after in zip(segs, segs[1:]):
+            rows.append({"task": task, "at_s": after["from_s"], "tau_before": before["tau"],
+                         "tau_after": after["tau"], "ratio_before": before["last_quarter"]["ratio"],
+                         "answers_before": before["last_quarter"]["answers"],
+                         "ratio_after": after["last_quarter"]["ratio"],
+                         "answers_after": after["last_quarter"]["answers"]})
+    return sorted(rows, key=lambda r: (r["at_s"], r["task"]))

@@ -50,6 +50,17 @@ MAX_MESSAGES = 64
 MAX_CONTENT_CHARS = 16_000
 
 
+# OpenAI's sampling fields the agent lacks -> (the neutral values it accepts, why it refuses others):
+# the agent decodes the policy it was trained as, plain temperature sampling.
+NEUTRAL: dict[str, tuple[tuple, str]] = {
+    "top_p": ((None, 1), "this agent samples with temperature only: top_p must be 1"),
+    "presence_penalty": ((None, 0), "this agent applies no penalties: give 0 or omit it"),
+    "frequency_penalty": ((None, 0), "this agent applies no penalties: give 0 or omit it"),
+    "stop": ((None, "", []), "stop strings are not supported (the help trigger is the agent's stop)"),
+    "logprobs": ((None, False), "logprobs are not supported"),
+}
+
+
 class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -88,6 +99,8 @@ class DagrpoOptions(_Closed):
     choices: list[str] = Field(default_factory=list, max_length=10, description="multiple-choice options")
     example_id: str | None = Field(None, max_length=200, description="built-in example the question is")
     allow_cloud: bool = Field(True, description="ask the cloud when the model emits the trigger")
+    max_help_share: float | None = Field(None, ge=0.0, le=1.0, description="with the help knob: ask on "
+                                         "at most this share of answers (lowers the gateway's tau, never raises it)")
 
 
 class ChatCompletionRequest(_Closed):
@@ -108,32 +121,12 @@ class ChatCompletionRequest(_Closed):
     logprobs: bool | None = Field(None, description="not supported: only false")
     dagrpo: DagrpoOptions = Field(default_factory=DagrpoOptions)
 
-    @field_validator("top_p")
+    @field_validator(*NEUTRAL)
     @classmethod
-    def _top_p(cls, v):
-        if v is not None and v != 1:
-            raise ValueError("this agent samples with temperature only: top_p must be 1")
-        return v
-
-    @field_validator("presence_penalty", "frequency_penalty")
-    @classmethod
-    def _no_penalty(cls, v):
-        if v not in (None, 0):
-            raise ValueError("this agent applies no penalties: give 0 or omit it")
-        return v
-
-    @field_validator("stop")
-    @classmethod
-    def _no_stop(cls, v):
-        if v:
-            raise ValueError("stop strings are not supported (the help trigger is the agent's stop)")
-        return v
-
-    @field_validator("logprobs")
-    @classmethod
-    def _no_logprobs(cls, v):
-        if v:
-            raise ValueError("logprobs are not supported")
+    def _neutral_only(cls, v, info):
+        allowed, why = NEUTRAL[info.field_name]
+        if v not in allowed:
+            raise ValueError(why)
         return v
 
 
@@ -169,7 +162,7 @@ def extension(a: Answer, ignored_messages: int) -> dict:
             "cloud_used": a.cloud_used, "cloud_skipped_reason": a.cloud_skipped_reason,
             "local_completion_tokens": a.completion_tokens, "cloud_prompt_tokens": a.cloud_prompt_tokens,
             "cloud_completion_tokens": a.cloud_completion_tokens, "telemetry": a.telemetry,
-            "latency_s": a.latency_s, "ignored_messages": ignored_messages}
+            "latency_s": a.latency_s, "help_bias": a.help_bias, "ignored_messages": ignored_messages}
 
 
 def task_of(body: ChatCompletionRequest) -> str:
@@ -197,7 +190,7 @@ def to_question(body: ChatCompletionRequest, settings: EdgeSettings, default_max
     x = body.dagrpo
     return Question(task=task_of(body), question=last.text(), choices=tuple(x.choices), max_tokens=max_tokens,
                     allow_cloud=x.allow_cloud, temperature=body.temperature or 0.0, seed=body.seed,
-                    example_id=x.example_id)
+                    example_id=x.example_id, max_help_share=x.max_help_share)
 
 
 def domain_error(exc: Exception) -> OpenAIError:

@@ -135,7 +135,7 @@ class EdgeService:
         example = make_example(q, kind, key)
         messages = build_messages(kind, q.question, q.choices)
         batch = self.outbox.begin(q.task)  # the report this answer's usage (and Assist) belongs to
-        bias = self.knobs.bias(q.task, q.max_help_share) if self.knobs else None
+        bias = self.knob_bias(q)
         try:
             gen = await self._generate(messages, q, bias)
             help_request = is_help_request(gen.text, kind)
@@ -180,10 +180,19 @@ class EdgeService:
         if bias is None:
             return out
         gen, score = out
-        if math.isfinite(bias) and self.knobs is not None:
-            self.knobs.observe_score(q.task, score)
-            self.metrics.help_bias.labels(q.task).set(bias)
+        self.note_knob(q.task, bias, score)
         return gen
+
+    def knob_bias(self, q: Question) -> float | None:
+        """The help bias of the task's next answer (None: the knob is off)."""
+        return self.knobs.bias(q.task, q.max_help_share) if self.knobs else None
+
+    def note_knob(self, task: str, bias: float, score: float) -> None:
+        """After a decode with the knob at `bias`: its ask score joins the task's window (a
+        never-asking re-decode's, at -inf, says nothing about the policy's wish to ask)."""
+        if math.isfinite(bias) and self.knobs is not None:
+            self.knobs.observe_score(task, score)
+            self.metrics.help_bias.labels(task).set(bias)
 
     async def _ask_cloud(self, q: Question, example: Example, messages: list[dict[str, str]],
                          key: str, help_request: bool, batch: str):

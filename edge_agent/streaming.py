@@ -7,11 +7,15 @@ One streamed answer yields `Delta`s and ends with one `Finished` carrying the sa
 1. The user never sees the help trigger: text that could still become the trigger is held back
    (`visible_len`) and dropped once it does; the cloud's deltas take its place, so the streamed
    text is C(local, cloud) without the trigger (a fallback: the local part alone).
-2. The cloud part comes from `CloudClient.assist_stream` (same key, group_help and report_key as
+2. With the help knob on, the local tokens come from the knob's decoder (`LocalModel.stream_knob`)
+   at the task's bias, so a streamed answer asks under the same rule and gives the same tokens as
+   `EdgeService.answer` (the fallback's re-answer with the trigger banned is not streamed: the
+   local part has been shown already).
+3. The cloud part comes from `CloudClient.assist_stream` (same key, group_help and report_key as
    Assist). A refusal or an unreachable gateway ends the stream with route `fallback` and the
    reason; a stream that breaks after its first delta ends with reason `interrupted` (the gateway
    saw and counted that help request, so it is not reported offline).
-3. A consumer that goes away (`aclose()`, cancellation) stops local decoding at the next token
+4. A consumer that goes away (`aclose()`, cancellation) stops local decoding at the next token
    and cancels the cloud stream. Usage is counted once: an answer cut during local decoding was
    never a response and reaches no report (the gateway saw nothing of it); one cut during the
    cloud part is recorded like a finished one, reason `interrupted`.
@@ -139,8 +143,8 @@ async def answer_stream(service: EdgeService, q: Question) -> AsyncIterator[Even
     messages = build_messages(kind, q.question, q.choices)
     loop = asyncio.get_running_loop()
     local, cloud = _Bridge(loop), _Bridge(loop)
-    job = service.worker.submit(lambda m: local.run(lambda: m.stream(
-        messages, max_tokens=q.max_tokens, temperature=q.temperature, seed=q.seed)))
+    bias = service.knob_bias(q)
+    job = service.worker.submit(lambda m: local.run(lambda: _local_stream(m, messages, q, bias)))
     service.metrics.queue_depth.set(service.worker.depth)
     batch = service.outbox.begin(q.task)
     gen: Generation | None = None
@@ -157,6 +161,9 @@ async def answer_stream(service: EdgeService, q: Question) -> AsyncIterator[Even
                 yield Delta(decoded[len(shown):n], "local")
                 shown = decoded[:n]
         gen = local.result
+        if bias is not None:
+            gen, score = gen
+            service.note_knob(q.task, bias, score)
         local_part, _ = split_at_trigger(gen.text)
         if len(local_part) > len(shown):  # a held-back tail that did not become the trigger
             yield Delta(local_part[len(shown):], "local")
@@ -192,7 +199,7 @@ async def answer_stream(service: EdgeService, q: Question) -> AsyncIterator[Even
     route = _record(service, q, gen, reply, reason, help_request, batch)
     t = service.telemetry.get(q.task)
     answer = Answer(
-        task=q.task, route=route, answer=extract_answer(kind, shown), text=shown,
+        help_bias=bias, task=q.task, route=route, answer=extract_answer(kind, shown), text=shown,
         local_part=local_part, cloud_part=reply.completion if reply else None,
         requested_help=gen.asked_help, cloud_used=reply is not None,
         cloud_skipped_reason=None if reply else reason, telemetry=asdict(t) if t else None,
@@ -202,6 +209,14 @@ async def answer_stream(service: EdgeService, q: Question) -> AsyncIterator[Even
         finish_reason=gen.finish_reason, latency_s=time.perf_counter() - start)
     service.metrics.latency.labels(route).observe(answer.latency_s)
     yield Finished(answer, shown)
+
+
+def _local_stream(model, messages: list[dict[str, str]], q: Question, bias: float | None):
+    """The local tokens, plain or with the help knob at `bias` (then it returns (gen, score))."""
+    if bias is None:
+        return model.stream(messages, max_tokens=q.max_tokens, temperature=q.temperature, seed=q.seed)
+    return model.stream_knob(messages, max_tokens=q.max_tokens, help_bias=bias, temperature=q.temperature,
+                             seed=q.seed)
 
 
 @dataclass(frozen=True)

@@ -160,13 +160,31 @@ class LocalModel:
         Decoded on a second llama.cpp context over the same (mmapped) model and the same adapter
         (KnobDecoder); `help_bias = -inf` never asks: the device's best local answer.
         """
+        self.check_fits(len(self.prompt_tokens(messages)), max_tokens)
+        (a,) = self._knob_decoder().decode([messages], max_new_tokens=max_tokens, help_bias=help_bias,
+                                           temperature=temperature, seed=seed or 0)
+        return _knob_generation(a), a.score
+
+    def stream_knob(self, messages: list[dict[str, str]], *, max_tokens: int, help_bias: float,
+                    temperature: float = 0.0, seed: int | None = None
+                    ) -> Generator[str, None, tuple[Generation, float]]:
+        """`generate_knob`, streamed as `stream` is: yields each step's text (the trigger's
+        included), returns (generation, ask score), the same tokens as `generate_knob` gives. The
+        prompt is checked before the first token; closing the generator stops decoding."""
+        self.check_fits(len(self.prompt_tokens(messages)), max_tokens)
+        return self._stream_knob(messages, max_tokens, help_bias, temperature, seed)
+
+    def _stream_knob(self, messages, max_tokens, help_bias, temperature, seed):
+        a = yield from self._knob_decoder().stream(messages, max_new_tokens=max_tokens, help_bias=help_bias,
+                                                   temperature=temperature, seed=seed or 0)
+        return _knob_generation(a), a.score
+
+    def _knob_decoder(self) -> "KnobDecoder":
+        """A second llama.cpp context for help-knob decoding, built on first use."""
         if self._knob is None:
             self._knob = KnobDecoder(self.model_path, adapter_path=self.adapter_path, threads=self._threads,
                                      n_seq_max=2, n_ctx=self.n_ctx)
-        self.check_fits(len(self.prompt_tokens(messages)), max_tokens)
-        (a,) = self._knob.decode([messages], max_new_tokens=max_tokens, help_bias=help_bias,
-                                 temperature=temperature, seed=seed or 0)
-        return Generation(a.text, a.asked, a.prompt_tokens, a.completion_tokens, a.finish), a.score
+        return self._knob
 
     def stream(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float = 0.0,
                seed: int | None = None) -> Generator[str, None, Generation]:
@@ -247,6 +265,10 @@ def _swap_lora(model, ctx, old, path: str | None, scale: float, model_path: str)
     if old is not None:
         llama_cpp.llama_adapter_lora_free(old)
     return new
+
+
+def _knob_generation(a: "KnobAnswer") -> Generation:
+    return Generation(a.text, a.asked, a.prompt_tokens, a.completion_tokens, a.finish)
 
 
 def _logsumexp(z: np.ndarray) -> float:
@@ -403,6 +425,21 @@ class BatchSampler:
         first token is banned at that position. Ask scores [prompt][sample] = the largest logit
         over a sequence's candidate positions (-inf: none); all -inf without the knob.
         """
+        steps = self.steps_with_knob(prompts, n, max_new_tokens, temperature, seed, eos, stop,
+                                     help_bias=help_bias, triggers=triggers)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def steps_with_knob(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float,
+                        seed: int, eos: set[int], stop=None, *, help_bias: float | None = None,
+                        triggers: tuple[list[int], list[int]] | None = None
+                        ) -> Generator[tuple[int, list[int]], None, tuple[list, list]]:
+        """`sample_with_knob` one decoding step at a time: yields (sequence, the tokens the step
+        appended: one, or the whole trigger where the knob asks) and returns what it returns.
+        Closing the generator stops decoding."""
         n_seqs = len(prompts) * n
         need = sum(len(p) for p in prompts) + n_seqs * max_new_tokens
         knob = help_bias is not None
@@ -433,6 +470,7 @@ class BatchSampler:
             logits = logits.copy() if knob else logits
             for s in range(b * n, (b + 1) * n):
                 self._step(s, toks, logps, logits, temperature, rng, knob_state)
+                yield s, toks[s][:]
         plen = [len(prompts[s // n]) for s in range(n_seqs)]
         asked = knob_state.asked if knob else [False] * n_seqs
         live = [s for s in range(n_seqs) if not (asked[s] or self._done(toks[s], max_new_tokens, eos, stop))]
@@ -440,7 +478,9 @@ class BatchSampler:
             self._decode([(toks[s][-1], plen[s] + len(toks[s]) - 1, s, True) for s in live])
             logits = [self._logits(i).copy() if knob else self._logits(i) for i in range(len(live))]
             for i, s in enumerate(live):
+                had = len(toks[s])
                 self._step(s, toks, logps, logits[i], temperature, rng, knob_state)
+                yield s, toks[s][had:]
             live = [s for s in live if not (asked[s] or self._done(toks[s], max_new_tokens, eos, stop))]
         scores = knob_state.scores if knob_state else [-math.inf] * n_seqs
         return ([[(toks[s], logps[s]) for s in range(b * n, (b + 1) * n)] for b in range(len(prompts))],
@@ -569,9 +609,33 @@ class KnobDecoder:
                 prompts[lo:lo + per_call], 1, max_new_tokens, temperature, seed + lo, self.eos,
                 stop=self._trigger_seen, help_bias=help_bias, triggers=self.triggers)
             for prompt, (toks, _), (score,) in zip(prompts[lo:lo + per_call], (g[0] for g in groups), scores):
-                text = "".join(self.sampler.piece(t) for t in toks if t not in self.eos)
-                local, asked = split_at_trigger(text)
-                finish = "help" if asked else ("stop" if toks and toks[-1] in self.eos else "length")
-                out.append(KnobAnswer(local + HELP_TRIGGER if asked else text, asked, score, len(prompt),
-                                      len(toks), finish))
+                out.append(self._answer(prompt, toks, score))
         return out
+
+    def stream(self, messages: list[dict[str, str]], *, max_new_tokens: int, help_bias: float | None,
+               temperature: float = 0.0, seed: int = 0) -> Generator[str, None, KnobAnswer]:
+        """`decode` of one conversation, streamed: yields each step's text (the trigger's included
+        where it asks) and returns the same KnobAnswer as `decode([messages], ...)`, token for
+        token. Closing the generator stops decoding."""
+        prompt = self.prompt_tokens(messages)
+        steps = self.sampler.steps_with_knob([prompt], 1, max_new_tokens, temperature, seed, self.eos,
+                                             stop=self._trigger_seen, help_bias=help_bias, triggers=self.triggers)
+        try:
+            while True:
+                try:
+                    _, new = next(steps)
+                except StopIteration as done:
+                    groups, scores = done.value
+                    break
+                text = "".join(self.sampler.piece(t) for t in new if t not in self.eos)
+                if text:
+                    yield text
+        finally:
+            steps.close()
+        return self._answer(prompt, groups[0][0][0], scores[0][0])
+
+    def _answer(self, prompt: list[int], toks: list[int], score: float) -> KnobAnswer:
+        text = "".join(self.sampler.piece(t) for t in toks if t not in self.eos)
+        local, asked = split_at_trigger(text)
+        finish = "help" if asked else ("stop" if toks and toks[-1] in self.eos else "length")
+        return KnobAnswer(local + HELP_TRIGGER if asked else text, asked, score, len(prompt), len(toks), finish)

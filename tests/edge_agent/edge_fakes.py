@@ -62,6 +62,18 @@ class FakeModel:
 
         return pieces()
 
+    def stream_knob(self, messages, *, max_tokens, help_bias, temperature=0.0, seed=None):
+        """`generate_knob`'s text in 4-character pieces; returns (generation, score)."""
+        gen, score = self.generate_knob(messages, max_tokens=max_tokens, help_bias=help_bias,
+                                        temperature=temperature, seed=seed)
+
+        def pieces():
+            for i in range(0, len(gen.text), 4):
+                yield gen.text[i:i + 4]
+            return gen, score
+
+        return pieces()
+
     def set_adapter(self, path):
         self.adapter_path = path
 

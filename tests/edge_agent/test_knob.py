@@ -74,3 +74,24 @@ def test_integral_feedback_lowers_the_target_when_the_gateway_measures_too_much(
     knobs.on_telemetry("math", telemetry("math", ratio=0.9, tau=0.5))  # integral 0.5*(0.5-0.9) = -0.2
     assert knobs.controller("math").tau_eff == pytest.approx(0.3)
     assert knobs.bias("math") == pytest.approx(-1.25)  # round(0.3 * 4) = 1 asks
+
+
+def _chat(client, question, **dagrpo):
+    return client.post("/v1/chat/completions", json={
+        "model": "dagrpo-math", "stream": True, "messages": [{"role": "user", "content": question}],
+        "dagrpo": dagrpo}).text
+
+
+def test_the_streaming_chat_path_uses_the_same_bias_and_feeds_the_same_scores(tmp_path):
+    client, model, _ = _client(tmp_path, knob_default_tau=0.5, knob_gain=0.0)
+    with client:
+        client.post("/v1/answer", json=HARD)
+        client.post("/v1/answer", json=EASY)
+        bias = client.get("/v1/budget").json()["tasks"]["math"]["knob"]["bias"]
+        streamed = _chat(client, HARD["question"])
+        capped = _chat(client, HARD["question"], max_help_share=0.0)
+        knob = client.get("/v1/budget").json()["tasks"]["math"]["knob"]
+    assert model.biases[2] == pytest.approx(bias)  # the streamed answer decoded at the task's bias
+    assert '"route": "cloud"' in streamed and f'"help_bias": {bias}' in streamed
+    assert model.biases[3] < -1.0 and '"route": "local"' in capped  # a lower cap, on the stream too
+    assert knob["scores_seen"] == 4  # both streamed answers' scores joined the window

@@ -112,7 +112,8 @@ def test_dashboard_covers_the_issue_panels():
     used = set().union(*map(metric_names, dashboard_exprs()))
     for needed in ("gateway_help_requests_total", "gateway_responses_total", "gateway_tau",
                    "gateway_denials_total", "gateway_cloud_tokens_total",
-                   "edge_answer_latency_seconds_bucket", "edge_lambda", "edge_queue_depth"):
+                   "edge_answer_latency_seconds_bucket", "edge_lambda", "edge_queue_depth",
+                   "edge_help_bias"):
         assert needed in used, needed
     ds = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
     uid = ds["datasources"][0]["uid"]

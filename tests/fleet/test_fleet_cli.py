@@ -25,6 +25,38 @@ def test_bad_settings_fail_before_anything_starts_naming_the_field(args, field, 
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("args, says", [
+    (["--tau-at", "60"], "--tau-at: expected 'SECONDS:TAU'"),
+    (["--tau-at", "60:2"], "--tau-at: TAU must lie in [0, 1]"),
+    (["--tau-at", "10:code=0.1"], "names task 'code', not one of the fleet's tasks"),
+    (["--duration", "30", "--tau-at", "30:0.1"], "comes after the load ends (30 s)"),
+    (["--help-bias-file", "nowhere.json", "--help-knob"], "help bias file 'nowhere.json' does not exist"),
+])
+def test_bad_tau_changes_fail_before_anything_starts(args, says, capsys, tmp_path):
+    assert main(["fleet", "--out", str(tmp_path / "run"), *args]) == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_tau_at_and_the_knob_reach_the_config_and_the_agents_env(tmp_path):
+    import argparse
+
+    from deploy.fleet import knob_env
+    from deploy.fleet_cli import _config, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    bias = tmp_path / "help_bias.json"
+    bias.write_text("{}")
+    args = parser.parse_args(["fleet", "--tau-at", "60:0.1", "--tau-at", "90:math=0.5", "--help-knob",
+                              "--help-bias-file", str(bias), "--tau", "0.3", "--duration", "120"])
+    cfg = _config(args)
+    assert cfg.timeline() == {"math": [(0, 0.3), (60, 0.1), (90, 0.5)], "science": [(0, 0.3), (60, 0.1)]}
+    assert knob_env(cfg) == {"EDGE_HELP_KNOB": "1", "EDGE_KNOB_DEFAULT_TAU": "0.3",
+                             "EDGE_HELP_BIAS_FILE": str(bias.resolve())}
+    assert knob_env(_config(parser.parse_args(["fleet"]))) == {}
+
+
 def test_help_names_the_outputs(capsys):
     with pytest.raises(SystemExit):
         main(["fleet", "--help"])
