@@ -166,10 +166,8 @@ def save(ctx: Context) -> None:
     state = {
         "lambda": ctx.lam, "step": ctx.step, "phase": ctx.phase, "phase_step": ctx.phase_step,
         "run_id": ctx.run_id, "evals_done": ctx.evals_done, "rng": ckpt.rng_state(ctx.data_rng),
-        "dual": ctx.dual.to_dict(),
+        "dual": ctx.dual.to_dict(), "method": ctx.method.state_dict(),  # e.g. DA-GRPO's running cost baseline
     }
-    if hasattr(ctx.method, "state_dict"):  # DA-GRPO's running cost baseline
-        state["method"] = ctx.method.state_dict()
     ckpt.save_checkpoint(ctx.out, ctx.model, ctx.optimizer, state)
 
 

@@ -142,8 +142,7 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
     lam_before = ctx.lam
     if ctx.method.updates_lambda:
         ctx.lam = ctx.dual.update(ratio, tau)
-    if hasattr(ctx.method, "end_step"):
-        ctx.method.end_step(ratio)
+    ctx.method.end_step(ratio)
     gen_tokens = sum(len(r.token_ids) for g in rollouts for r in g)
     return {
         "step": ctx.step + 1, "phase": ctx.phase, "phase_name": ctx.cfg.phases[ctx.phase].name, "task": task,

@@ -14,10 +14,19 @@ TRAINED = [m for m in METHODS if m != "cloud_only"]
 @pytest.mark.parametrize("name", TRAINED)
 def test_each_method_has_every_member_of_the_protocol(name):
     method = make_method(TrainConfig(method=name))
-    for member in ("begin_step", "advantages"):
+    for member in ("begin_step", "advantages", "end_step", "state_dict", "load_state_dict"):
         assert inspect.signature(getattr(method, member)).parameters.keys() == \
             {k: v for k, v in inspect.signature(getattr(Method, member)).parameters.items() if k != "self"}.keys()
     assert isinstance(method.name, str) and isinstance(method.updates_lambda, bool)
+    state = method.state_dict()
+    method.load_state_dict(state)  # a checkpoint's state goes back in as it came out
+    assert method.state_dict() == state
+
+
+def test_a_stateless_method_refuses_state_it_never_had():
+    method = make_method(TrainConfig(method="grpo_fixed"))
+    with pytest.raises(ValueError, match="keeps no state"):
+        method.load_state_dict({"running": 0.3})
 
 
 def test_da_grpo_is_a_module_of_trainer_methods_and_ignores_the_step():

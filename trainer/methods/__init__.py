@@ -1,8 +1,9 @@
 """Every training method, DA-GRPO and the paper's baselines, as pluggable advantage rules (`train.method`).
 
 The driver calls `method.begin_step(ctx, task=, tau=, prompts=, rollouts=)` once per step, then
-`method.advantages(rewards, costs, lam)` with (B, G) arrays, and updates lambda only when
-`method.updates_lambda`. Each module below exposes `make_method(cfg: TrainConfig) -> Method`, found
+`method.advantages(rewards, costs, lam)` with (B, G) arrays, updates lambda only when
+`method.updates_lambda`, then calls `method.end_step(ratio)`; `state_dict` / `load_state_dict` go
+into the checkpoint (`Stateless` gives all three to a method that keeps nothing). Each module below exposes `make_method(cfg: TrainConfig) -> Method`, found
 by name (`train.method = "grpo_fixed"` -> `trainer.methods.grpo_fixed`). Method settings come from
 `train.method_args` (a table; each module documents its keys).
 
@@ -47,6 +48,31 @@ class Method(Protocol):
     def advantages(self, rewards: np.ndarray, costs: np.ndarray, lam: float) -> np.ndarray:
         """(B, G) rewards and costs -> (B, G) advantages."""
         ...
+
+    def end_step(self, ratio: float) -> None:
+        """The step's measured help ratio, after its advantages (DA-GRPO's running baseline)."""
+        ...
+
+    def state_dict(self) -> dict:
+        """What the checkpoint keeps of the method (state.json "method"); resume restores it."""
+        ...
+
+    def load_state_dict(self, state: dict) -> None:
+        ...
+
+
+class Stateless:
+    """`end_step` and the checkpoint state of a method that keeps nothing between steps."""
+
+    def end_step(self, ratio: float) -> None:
+        """Nothing carries over to the next step."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, the checkpoint has {state}")
 
 
 def make_method(cfg: TrainConfig) -> Method:

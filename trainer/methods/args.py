@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dagrpo.errors import UserError
+from trainer.methods import Stateless
 
 
 class HierarchicalArgs(BaseModel):
@@ -42,7 +43,7 @@ def task_kind(task: str) -> str:
     return get_task(task).kind
 
 
-class NeedsStep:
+class NeedsStep(Stateless):
     """Mixin for methods that read the step's task/tau: fail loudly if the driver never told us."""
 
     task: str | None = None

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainer.methods import Stateless
 from trainer.methods.fixed_reward import no_cloud_reward
 from trainer.methods.grpo_norm import grpo_advantages
 
 
-class EdgeOnly:
+class EdgeOnly(Stateless):
     updates_lambda = False
 
     def __init__(self, name: str = "edge_only"):
