@@ -19,11 +19,13 @@ from trainer.warmup import WarmupConfig
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-class _Strict(BaseModel):
+class StrictConfig(BaseModel):
+    """A config section: unknown keys and badly typed assignments fail loudly."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictConfig):
     name_or_path: str = Field("smollm2", description='"smollm2", "tiny-random", or a HF model directory')
     lora_r: int = Field(16, ge=1, description="LoRA rank")
     lora_alpha: float = Field(32.0, gt=0, description="LoRA alpha (scale = alpha / r)")
@@ -62,7 +64,7 @@ class ModelConfig(_Strict):
 TRACKED = {"cost_baseline": "tau", "lambda_controller": "pid", "skip_zero_steps": True}
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictConfig):
     method: str = Field("da_grpo", description="advantage method: da_grpo (the paper), da_grpo_tracked (DA-GRPO "
                         "with the TRACKED options as defaults), or one in trainer.methods")
     method_args: dict[str, float] = Field(
@@ -148,7 +150,7 @@ class TrainConfig(_Strict):
         return self
 
 
-class CloudConfig(_Strict):
+class CloudConfig(StrictConfig):
     backend: Literal["reference", "gateway"] = "reference"
     accuracy: float = Field(0.97, ge=0, le=1, description="reference backend: chance the answer is right")
     address: str = Field("", description="gateway backend: host:port")
@@ -171,7 +173,7 @@ class CloudConfig(_Strict):
         return self
 
 
-class PhaseConfig(_Strict):
+class PhaseConfig(StrictConfig):
     name: str = ""
     tasks: list[str] = Field(default_factory=list, description="task names trained in this phase")
     group: str | None = Field(None, description="a task group (group1, group2) instead of tasks")
@@ -214,7 +216,7 @@ class PhaseConfig(_Strict):
         return list(TASK_GROUPS[self.group])
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictConfig):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     cloud: CloudConfig = Field(default_factory=CloudConfig)

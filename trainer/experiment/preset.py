@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
 from dagrpo.errors import UserError
-from trainer.config import RunConfig, _Strict, apply_override, load_config, read_toml
+from trainer.config import RunConfig, StrictConfig, apply_override, load_config, read_toml
 from trainer.methods import EDGE_FAMILY, METHODS
 from trainer.warmup import WarmupConfig
 
@@ -24,7 +24,7 @@ _GENERATORS = {"math": "collab.tasks.math_gen", "science": "collab.tasks.science
                "code": "collab.tasks.code_gen", "knowledge": "collab.tasks.knowledge"}
 
 
-class TaskSpec(_Strict):
+class TaskSpec(StrictConfig):
     """A built-in generator restricted to some difficulty levels, registered under a new name."""
 
     name: str = Field(min_length=1, pattern=r"^[a-z][a-z0-9_-]*$")
@@ -38,7 +38,7 @@ class TaskSpec(_Strict):
         register_task(module.make_task(name=self.name, levels=tuple(self.levels)), replace=True)
 
 
-class ExperimentSpec(_Strict):
+class ExperimentSpec(StrictConfig):
     name: str = Field(min_length=1, description="preset name (used for the default output directory)")
     kind: Literal["table1", "lambda_init", "tau_schedules", "tau_sweep"] = Field(
         description="which paper result the report reproduces (table 1, fig. 4, fig. 10, fig. 9)")
@@ -67,7 +67,7 @@ class ExperimentSpec(_Strict):
         return v
 
 
-class Scenario(_Strict):
+class Scenario(StrictConfig):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
     forgetting_task: str | None = Field(None, description="task whose forgetting is measured (default: "
                                         "the first task of the first phase)")
@@ -79,7 +79,7 @@ class Scenario(_Strict):
         return self.forgetting_task or cfg.phases[0].task_names()[0]
 
 
-class Preset(_Strict):
+class Preset(StrictConfig):
     experiment: ExperimentSpec
     base: dict = Field(default_factory=dict)
     scenarios: list[Scenario] = Field(min_length=1)

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dagrpo.errors import UserError
-from trainer.config import TrainConfig, _Strict, apply_override, read_toml
+from trainer.config import TrainConfig, StrictConfig, apply_override, read_toml
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "sim"
 # The four time-varying budgets of paper appendix D.3 (names as in configs/experiments/micro_tau_schedules.toml).
@@ -22,7 +22,7 @@ SCHEDULES = {"up": [0.1, 0.3, 0.5, 0.7], "down": [0.7, 0.5, 0.3, 0.1],
              "mixed_a": [0.1, 0.7, 0.3, 0.5], "mixed_b": [0.5, 0.3, 0.7, 0.1]}
 
 
-class GameConfig(_Strict):
+class GameConfig(StrictConfig):
     p_local: list[float] = Field(min_length=1, description="local success probability of each difficulty class")
     weights: list[float] = Field(default_factory=list, description="share of prompts in each class (empty: equal)")
     cloud_accuracy: float = Field(0.97, ge=0, le=1, description="chance the cloud's answer is right (paper 0.97)")
@@ -55,7 +55,7 @@ class GameConfig(_Strict):
         return [x / sum(w) for x in w]
 
 
-class SimConfig(_Strict):
+class SimConfig(StrictConfig):
     train: TrainConfig = Field(default_factory=TrainConfig)
     sim: GameConfig
 
