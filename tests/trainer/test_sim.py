@@ -142,3 +142,19 @@ def test_cli_writes_a_run_like_the_trainer(tmp_path):
     assert all(r["responses"] == 8 for r in rows)
     assert (out / "ratio.png").is_file() and (out / "lambda.png").is_file()
     assert len(json.loads((out / "summary.json").read_text())["segments"]) == 4
+
+
+def test_study_figures_are_drawn_from_simulated_records(tmp_path):
+    """The figure writers of `dagrpo simulate --study` on a short simulated run (each a real PNG)."""
+    from trainer.sim.figures import draw
+
+    cfg = load_sim_config(preset_path("micro_scale"), ["sim.segment_steps=6", "sim.taus=[0.3, 0.5]"])
+    rec = simulate(cfg)
+    grid = draw("schedules", [], {"micro": {"up": rec, "down": rec}}, tmp_path)
+    inits = draw("lambda_init", [], {"micro": {0.5: rec, 1.0: rec}}, tmp_path)
+    rows = [{"B": b, "G": 8, "responses": 8 * b, "controller": c, "gap": 0.3 / b, "bias": 0.1 / b}
+            for b in (1, 2) for c in ("ascent", "pid")]
+    resp = draw("responses", rows, {}, tmp_path)
+    for path in grid + inits + resp:
+        assert path.is_file() and path.stat().st_size > 5_000
+    assert draw("ask_init", [], {}, tmp_path) == []  # a table-only study

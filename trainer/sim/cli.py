@@ -20,7 +20,7 @@ def register(subparsers) -> None:
                    help="override a value: --set train.lambda_controller=pid --set sim.taus=[0.3] (repeatable)")
     p.add_argument("--out", default=None, help="output directory (default: runs/sim/<preset or study>)")
     p.add_argument("--study", default=None,
-                   help="run a study instead of one run: schedules, lambda_init, responses, controllers, "
+                   help="run a study instead of one run: schedules, lambda_init, responses, controllers, ask_init, "
                    "classes, options, or all")
     p.add_argument("--seeds", type=int, default=3, help="--study: seeds per cell (default 3)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

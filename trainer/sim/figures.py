@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.plots import _save, moving_average, plt, tau_segments
+from trainer.plots import moving_average, plt, save_figure, tau_segments
 from trainer.sim import game
 
 SPREAD = np.array([(k + 0.5) / 8 for k in range(8)])
@@ -46,7 +46,7 @@ def _grid(runs: dict, path: Path, title: str) -> Path:
             bot.hlines(tau, first, last, colors="black", linestyles="--", lw=1)
         bot.set(xlabel="step", ylabel="ratio" if j == 0 else None, ylim=(-0.02, 1.02))
     fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _inits(runs: dict, path: Path, scale: str) -> Path:
@@ -59,7 +59,7 @@ def _inits(runs: dict, path: Path, scale: str) -> Path:
     left.set(xlabel="step", ylabel="lambda", title=f"{scale} scale: lambda from each initialisation")
     right.set(xlabel="step", ylabel="ratio (moving avg 20)", ylim=(-0.02, 1.02), title="ratio vs tau 0.3")
     left.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _responses(rows: list[dict], path: Path) -> Path:
@@ -76,7 +76,7 @@ def _responses(rows: list[dict], path: Path) -> Path:
     ax.set(xscale="log", xlabel="responses per step (B x G, G = 8)", ylabel="last-quarter gap",
            title="Tracking gap vs responses per step (schedules up, mixed_b)")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _jc_curves(path: Path) -> Path:
@@ -89,4 +89,4 @@ def _jc_curves(path: Path) -> Path:
         ax.axhline(tau, color="grey", ls=":", lw=0.8)
     ax.set(xlabel="lambda", ylabel="J_c of the best response", title="J_c(theta*(lambda)): where tau can be met")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)

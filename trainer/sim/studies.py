@@ -11,10 +11,13 @@ is |mean ratio - tau| over the same steps (the gap without the per-step sampling
   controllers  the paper's projected ascent against the PID Lagrangian, at paper, micro and micro-real scale
   classes      spread local success (the paper's models) against one shared p (0.5; 0, our SmolLM2)
   options      each option of issue 15 item 3 on its own, and all together (da_grpo_tracked)
+  ask_init     exploration: the start policy's P(ask) (a drill warm-up leaves SmolLM2 near 0) against
+               the gap, at the real micro runs' dual settings with 8 and with 310 steps per segment
 
 Scales: paper = configs/sim/paper_scale.toml (128 x 8, eta_lambda 1e-2, 4 x 310 steps); micro =
 configs/sim/micro_scale.toml (2 x 4, otherwise the same); micro_real = micro with the real micro
-experiments' dual settings (eta_lambda 0.3, lambda_init 1.0, 3 steps per segment). Paper-scale
+experiments' dual settings (eta_lambda 0.3, lambda_init 1.0, 3 steps per segment); micro_real8 the
+same with 8 steps per segment (the Fig. 10 preset). Paper-scale
 cells use one seed (a step's ratio there has sd ~0.015); the others `seeds`.
 """
 
@@ -28,9 +31,10 @@ import numpy as np
 from trainer.sim.config import SCHEDULES, load_sim_config, preset_path
 from trainer.sim.run import simulate, summarize
 
-STUDIES = ("schedules", "lambda_init", "responses", "controllers", "classes", "options")
+STUDIES = ("schedules", "lambda_init", "responses", "controllers", "classes", "options", "ask_init")
 SCALES = {"paper": ("paper_scale", []), "micro": ("micro_scale", []),
-          "micro_real": ("micro_scale", ["train.eta_lambda=0.3", "train.lambda_init=1.0", "sim.segment_steps=3"])}
+          "micro_real": ("micro_scale", ["train.eta_lambda=0.3", "train.lambda_init=1.0", "sim.segment_steps=3"]),
+          "micro_real8": ("micro_scale", ["train.eta_lambda=0.3", "train.lambda_init=1.0", "sim.segment_steps=8"])}
 CLASSES = {"spread (mean p 0.5)": None, "equal p 0.5": "sim.p_local=[0.5]", "equal p 0 (SmolLM2)": "sim.p_local=[0.0]"}
 OPTIONS = {
     "da_grpo (paper)": [],
@@ -141,9 +145,24 @@ def study_options(seeds, user, bar):
     return rows, {}
 
 
+def study_ask_init(seeds, user, bar):
+    rows = []
+    for steps in (8, 310):
+        for label, setting in (("spread (mean p 0.5)", None), ("equal p 0 (SmolLM2)", "sim.p_local=[0.0]")):
+            for ask in (0.001, 0.01, 0.05, 0.1, 0.3):
+                for method in ("da_grpo", "da_grpo_tracked"):
+                    sets = [s for s in [setting] if s] + [f"sim.ask_init={ask}", f"sim.segment_steps={steps}",
+                                                          f"train.method=\"{method}\""]
+                    cell = run_cell("micro_real8", sets, SCHEDULES, seeds, user)
+                    rows.append({"segment_steps": steps, "classes": label, "ask_init": ask, "method": method, **cell})
+                    bar()
+    return rows, {}
+
+
 _RUNNERS = {"schedules": study_schedules, "lambda_init": study_lambda_init, "responses": study_responses,
-            "controllers": study_controllers, "classes": study_classes, "options": study_options}
-_SIZES = {"schedules": 8, "lambda_init": 10, "responses": 18, "controllers": 6, "classes": 12, "options": 24}
+            "controllers": study_controllers, "classes": study_classes, "options": study_options,
+            "ask_init": study_ask_init}
+_SIZES = {"schedules": 8, "lambda_init": 10, "responses": 18, "controllers": 6, "classes": 12, "options": 24, "ask_init": 40}
 
 
 def run_studies(name: str, out: Path, seeds: int = 3, overrides: list[str] = (), progress: bool = True) -> list[Path]:
@@ -176,6 +195,7 @@ _COLUMNS = {
     "controllers": ["controller", "scale", "responses"],
     "classes": ["classes", "controller", "scale"],
     "options": ["option", "classes", "scale"],
+    "ask_init": ["segment_steps", "classes", "ask_init", "method"],
 }
 
 
