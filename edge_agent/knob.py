@@ -11,12 +11,16 @@ ask iff the model gives the whole trigger a probability above 1/2).
 
 An answer that asked for help records the largest score up to its asking position, a lower bound
 of its score on the never-ask path; the bias it yields errs toward asking less.
+
+The model thread reads a task's bias when a decode starts while the event loop feeds scores and
+telemetry in: one lock keeps each read and update whole.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 
 from collab.cloud import Telemetry
@@ -30,6 +34,7 @@ class HelpKnobs:
         self.default_tau, self.gain, self.window = default_tau, gain, window
         self.calibration = calibration or {}
         self._tasks: dict[str, BiasController] = {}
+        self._lock = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings, adapter_source: str | None) -> "HelpKnobs":
@@ -37,6 +42,10 @@ class HelpKnobs:
                    calibration=load_calibration(settings.help_bias_file, adapter_source))
 
     def controller(self, task: str) -> BiasController:
+        with self._lock:
+            return self._controller(task)
+
+    def _controller(self, task: str) -> BiasController:
         if task not in self._tasks:
             c = BiasController(tau=self.default_tau, gain=self.gain, window=self.window)
             for score in self.calibration.get(task, {}).get("val_scores", [])[-self.window:]:
@@ -45,19 +54,23 @@ class HelpKnobs:
         return self._tasks[task]
 
     def bias(self, task: str, cap: float | None = None) -> float:
-        return self.controller(task).bias(default=0.0, cap=cap)
+        with self._lock:
+            return self._controller(task).bias(default=0.0, cap=cap)
 
     def observe_score(self, task: str, score: float) -> None:
-        self.controller(task).observe_score(score)
+        with self._lock:
+            self._controller(task).observe_score(score)
 
     def on_telemetry(self, task: str, t: Telemetry) -> None:
-        c = self.controller(task)
-        c.set_tau(t.tau)
-        c.observe_ratio(t.window_ratio)
+        with self._lock:
+            c = self._controller(task)
+            c.set_tau(t.tau)
+            c.observe_ratio(t.window_ratio)
 
     def snapshot(self) -> dict[str, dict]:
-        return {task: {"tau": c.tau, "tau_eff": c.tau_eff, "bias": c.bias(), "scores_seen": len(c.scores),
-                       "integral": c.integral} for task, c in self._tasks.items()}
+        with self._lock:
+            return {task: {"tau": c.tau, "tau_eff": c.tau_eff, "bias": c.bias(), "scores_seen": len(c.scores),
+                           "integral": c.integral} for task, c in self._tasks.items()}
 
 
 def load_calibration(path: str, adapter_source: str | None) -> dict:

@@ -135,15 +135,14 @@ class EdgeService:
         example = make_example(q, kind, key)
         messages = build_messages(kind, q.question, q.choices)
         batch = self.outbox.begin(q.task)  # the report this answer's usage (and Assist) belongs to
-        bias = self.knob_bias(q)
         try:
-            gen = await self._generate(messages, q, bias)
+            gen, bias = await self._generate(messages, q)
             help_request = is_help_request(gen.text, kind)
             reply, reason = None, "not_requested"
             if gen.asked_help:
                 reply, reason = await self._ask_cloud(q, example, messages, key, help_request, batch)
             # The cloud cannot help: the device's best local answer, decoded with the trigger banned.
-            second = (await self._generate(messages, q, -math.inf)
+            second = ((await self._generate(messages, q, fixed_bias=-math.inf))[0]
                       if gen.asked_help and reply is None and self.reanswer else None)
         except BaseException:
             self.outbox.cancel(batch)
@@ -166,22 +165,29 @@ class EdgeService:
             finish_reason=gen.finish_reason, latency_s=time.perf_counter() - start,
         )
 
-    async def _generate(self, messages, q: Question, bias: float | None):
-        """One local decode on the model thread: plain, or with the help knob at `bias`."""
-        if bias is None:
-            job = self.worker.submit(lambda m: m.generate(
-                messages, max_tokens=q.max_tokens, temperature=q.temperature, seed=q.seed))
-        else:
-            job = self.worker.submit(lambda m: m.generate_knob(
-                messages, max_tokens=q.max_tokens, help_bias=bias, temperature=q.temperature, seed=q.seed))
+    async def _generate(self, messages, q: Question, fixed_bias: float | None = None):
+        """One local decode on the model thread -> (Generation, the help bias it used; None: plain).
+
+        Plain when the knob is off; else with the task's help bias as it stands when the decode
+        starts (read on the model thread, so a request that waited in the queue does not decode
+        with the bias of the moment it arrived), or `fixed_bias` (the re-answer's -inf)."""
+        knob = fixed_bias is not None or self.knobs is not None
+
+        def run(m):
+            if not knob:
+                return m.generate(messages, max_tokens=q.max_tokens, temperature=q.temperature, seed=q.seed), None, None
+            bias = fixed_bias if fixed_bias is not None else self.knob_bias(q)
+            gen, score = m.generate_knob(messages, max_tokens=q.max_tokens, help_bias=bias,
+                                         temperature=q.temperature, seed=q.seed)
+            return gen, bias, score
+
+        job = self.worker.submit(run)
         self.metrics.queue_depth.set(self.worker.depth)
-        out = await asyncio.wrap_future(job)
+        gen, bias, score = await asyncio.wrap_future(job)
         self.metrics.queue_depth.set(self.worker.depth)
-        if bias is None:
-            return out
-        gen, score = out
-        self.note_knob(q.task, bias, score)
-        return gen
+        if bias is not None:
+            self.note_knob(q.task, bias, score)
+        return gen, bias
 
     def knob_bias(self, q: Question) -> float | None:
         """The help bias of the task's next answer (None: the knob is off)."""

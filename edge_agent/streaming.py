@@ -143,8 +143,8 @@ async def answer_stream(service: EdgeService, q: Question) -> AsyncIterator[Even
     messages = build_messages(kind, q.question, q.choices)
     loop = asyncio.get_running_loop()
     local, cloud = _Bridge(loop), _Bridge(loop)
-    bias = service.knob_bias(q)
-    job = service.worker.submit(lambda m: local.run(lambda: _local_stream(m, messages, q, bias)))
+    knob: dict[str, float | None] = {}  # the bias the decode started with (read on the model thread)
+    job = service.worker.submit(lambda m: local.run(lambda: _local_stream(m, messages, q, service, knob)))
     service.metrics.queue_depth.set(service.worker.depth)
     batch = service.outbox.begin(q.task)
     gen: Generation | None = None
@@ -160,7 +160,7 @@ async def answer_stream(service: EdgeService, q: Question) -> AsyncIterator[Even
             if n > len(shown):
                 yield Delta(decoded[len(shown):n], "local")
                 shown = decoded[:n]
-        gen = local.result
+        gen, bias = local.result, knob.get("bias")
         if bias is not None:
             gen, score = gen
             service.note_knob(q.task, bias, score)
@@ -211,8 +211,10 @@ async def answer_stream(service: EdgeService, q: Question) -> AsyncIterator[Even
     yield Finished(answer, shown)
 
 
-def _local_stream(model, messages: list[dict[str, str]], q: Question, bias: float | None):
-    """The local tokens, plain or with the help knob at `bias` (then it returns (gen, score))."""
+def _local_stream(model, messages: list[dict[str, str]], q: Question, service: EdgeService, knob: dict):
+    """The local tokens, plain or with the help knob at the task's bias as it stands when the decode
+    starts (then it returns (gen, score)); `knob["bias"]` says which."""
+    bias = knob["bias"] = service.knob_bias(q)
     if bias is None:
         return model.stream(messages, max_tokens=q.max_tokens, temperature=q.temperature, seed=q.seed)
     return model.stream_knob(messages, max_tokens=q.max_tokens, help_bias=bias, temperature=q.temperature,

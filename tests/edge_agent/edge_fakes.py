@@ -44,6 +44,9 @@ class FakeModel:
     def generate_knob(self, messages, *, max_tokens, help_bias, temperature=0.0, seed=None):
         """The help knob: ask score +1 for 'HARD' questions, -1 otherwise; ask iff score + bias > 0."""
         question = messages[-1]["content"]
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(10)
         self.calls.append((question, self.adapter_path))
         self.biases.append(help_bias)
         score = 1.0 if "HARD" in question else -1.0

@@ -4,6 +4,7 @@ the bias follows the gateway's tau, a request may lower the target, /v1/budget s
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -95,3 +96,27 @@ def test_the_streaming_chat_path_uses_the_same_bias_and_feeds_the_same_scores(tm
     assert '"route": "cloud"' in streamed and f'"help_bias": {bias}' in streamed
     assert model.biases[3] < -1.0 and '"route": "local"' in capped  # a lower cap, on the stream too
     assert knob["scores_seen"] == 4  # both streamed answers' scores joined the window
+
+
+def test_a_queued_answer_decodes_with_the_bias_in_force_when_its_decode_starts(tmp_path):
+    """The gateway's tau changes while an answer waits behind another: it decodes with the new bias."""
+    import threading
+
+    cal = tmp_path / "help_bias.json"
+    cal.write_text(json.dumps({"math": {"val_scores": [4.5 - i for i in range(10)]}}))
+    client, model, _ = _client(tmp_path, knob_default_tau=0.1, knob_gain=0.0, help_bias_file=str(cal))
+    with client:
+        model.gate = threading.Event()
+        replies = {}
+        first = threading.Thread(target=lambda: replies.update(a=client.post("/v1/answer", json=EASY).json()))
+        first.start()
+        assert model.entered.wait(10)  # the first answer holds the model thread
+        second = threading.Thread(target=lambda: replies.update(b=client.post("/v1/answer", json=EASY).json()))
+        second.start()
+        time.sleep(0.3)  # the second request is queued behind it
+        client.app.state.service.knobs.on_telemetry("math", telemetry("math", ratio=0.0, tau=0.9))
+        model.gate.set()
+        first.join(10)
+        second.join(10)
+    assert replies["a"]["help_bias"] < -2.0  # tau 0.1: ask on the top tenth of the scores
+    assert replies["b"]["help_bias"] > 2.0 and replies["b"]["route"] == "cloud"  # tau 0.9, set while it waited
