@@ -159,6 +159,7 @@ def test_a_crash_between_report_and_checkpoint_counts_the_step_once(gateway, key
         train(cfg, tmp_path / "run", engine_factory=HalfHelp(), progress=False)
     assert json.loads((tmp_path / "run" / "state.json").read_text())["step"] == 1
     monkeypatch.setattr(context_mod, "make_cloud", make)
+    monkeypatch.setenv("DAGRPO_GATEWAY_KEY", keys.d1)  # the key is never in config.toml: resume reads it here
     train(None, tmp_path / "run", resume=True, engine_factory=HalfHelp(), progress=False)
     budget = AdminClient(gateway.address, keys.admin).budgets(device="d1", task="math").budgets[0]
     assert (budget.responses, budget.help_requests) == (3 * 8 + 2, 3 * 4 + 2)  # 3 steps once, + eval
