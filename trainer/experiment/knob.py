@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from trainer.experiment.plan import KNOB_SUFFIX, Run, knob_label, task_taus
 from trainer.experiment.preset import ExperimentSpec
-from trainer.experiment.training import at_phase_ends, train_run, trainer_evals
+from trainer.experiment.training import at_phase_ends, trainer_evals
 from trainer.methods import SELF_ASKING
 
 
@@ -41,7 +41,6 @@ def train_with_knob(run: Run, spec: ExperimentSpec) -> dict:
     """Train to each phase end, evaluate with the calibrated knob there, resume; both rows' evals."""
     done = at_phase_ends(run.cfg, run.dir, run.dir / "knob.jsonl", "tasks",
                          lambda ctx, k: knob_evals_at(run, spec, k))  # the adapter the trainer saved there
-    train_run(run.cfg, run.dir, max_steps=None)  # a no-op when the last phase end was the end
     method = run.methods[0]
     return {method: {"evals": trainer_evals(run.dir)},
             knob_label(method): {"evals": {tag: rec["tasks"] for tag, rec in done.items()}}}
