@@ -80,6 +80,63 @@ def calibrate_bias(scores: list[float], tau: float) -> float:
     return max(-BIAS_LIMIT, min(BIAS_LIMIT, -threshold))
 
 
+
+def sampled_ask_rate(scores: list[float], bias: float) -> float:
+    """Mean of sigmoid(s + b): the help rate sampling predicts for queries with ask scores `scores`
+    (one candidate position per query: the best one; a score of -inf never asks)."""
+    if not scores:
+        raise ValueError("no scores")
+    total = 0.0
+    for s in scores:
+        z = s + bias
+        total += 0.0 if z == -math.inf else (1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0)
+    return total / len(scores)
+
+
+def calibrate_bias_sampled(scores: list[float], tau: float, tol: float = 1e-6) -> float:
+    """The bias b with mean sigmoid(s + b) = tau over `scores` (bisection; sampled_ask_rate is
+    increasing in b), within +-BIAS_LIMIT: the knob's bias for *sampled* decoding, where the greedy
+    `calibrate_bias` is a quantile. When tau is out of reach (too many -inf scores) the limit."""
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"tau must lie in [0, 1], got {tau}")
+    lo, hi = -BIAS_LIMIT, BIAS_LIMIT
+    if sampled_ask_rate(scores, lo) >= tau:
+        return lo
+    if sampled_ask_rate(scores, hi) <= tau:
+        return hi
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        if sampled_ask_rate(scores, mid) < tau:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def knob_feedback(bias: float, ratio: float, tau: float, gain: float, floor: float = 0.05) -> float:
+    """Integral feedback on the bias from a measured help ratio, in logit units:
+    b <- b - gain * (ratio - tau) / max(tau (1 - tau), floor), within +-BIAS_LIMIT.
+
+    tau (1 - tau) is d(rate)/d(bias) of a logistic decision at rate tau, so gain 1 is one Newton
+    step towards tau; below 1 it damps the per-step sampling noise of the measured ratio."""
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"tau must lie in [0, 1], got {tau}")
+    if gain < 0 or floor <= 0:
+        raise ValueError(f"gain must be >= 0 and floor > 0, got {gain}, {floor}")
+    step = gain * (ratio - tau) / max(tau * (1.0 - tau), floor)
+    return max(-BIAS_LIMIT, min(BIAS_LIMIT, bias - step))
+
+
+def rollout_bias(scores: list[float], tau: float, offset: float, anchor: float) -> tuple[float, float]:
+    """The trainer's rollout knob after a step -> (anchor, bias): the anchor is the sampled
+    calibration of the step's ask scores to tau (the previous `anchor` when no score is finite: no
+    candidate position was met), the bias that anchor plus the integral `offset` (knob_feedback of
+    the measured ratios), within +-BIAS_LIMIT."""
+    if any(s > -math.inf for s in scores):
+        anchor = calibrate_bias_sampled(scores, tau)
+    return anchor, max(-BIAS_LIMIT, min(BIAS_LIMIT, anchor + offset))
+
+
 @dataclass
 class BiasController:
     """Per task: bias = calibration quantile of the recent ask scores at tau_eff, where tau_eff =

@@ -286,8 +286,9 @@ class _KnobState:
     """
 
     def __init__(self, sampler: "BatchSampler", triggers: tuple[list[int], list[int]], bias: float,
-                 plen: list[int], max_new_tokens: int):
+                 plen: list[int], max_new_tokens: int, line_reach: float = 0.0):
         self.sampler, self.triggers, self.bias, self.plen = sampler, triggers, bias, plen
+        self.line_reach = line_reach  # at a line start the candidate floor is KNOB_MIN_LOGP - line_reach
         self.max_new_tokens = max_new_tokens
         self.text = [""] * len(plen)  # decoded response so far
         self.scores = [-math.inf] * len(plen)
@@ -414,7 +415,7 @@ class BatchSampler:
 
     def sample_with_knob(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float,
                          seed: int, eos: set[int], stop=None, *, help_bias: float | None = None,
-                         triggers: tuple[list[int], list[int]] | None = None):
+                         triggers: tuple[list[int], list[int]] | None = None, line_reach: float = 0.0):
         """`sample`, and with `help_bias` the help knob (collab.help_knob) -> (groups, ask scores).
 
         Inside `<think>`, wherever the trigger's first token (`triggers[0]` after a newline,
@@ -424,9 +425,12 @@ class BatchSampler:
         trigger tokens are appended and the sequence ends. Where it does not ask, the trigger's
         first token is banned at that position. Ask scores [prompt][sample] = the largest logit
         over a sequence's candidate positions (-inf: none); all -inf without the knob.
+        `line_reach` > 0 also makes a line start whose first token has log p >= KNOB_MIN_LOGP -
+        line_reach a candidate (a large bias can make a rare trigger likely there; the trainer's
+        rollout knob uses it, trainer/knob_loop.py).
         """
         steps = self.steps_with_knob(prompts, n, max_new_tokens, temperature, seed, eos, stop,
-                                     help_bias=help_bias, triggers=triggers)
+                                     help_bias=help_bias, triggers=triggers, line_reach=line_reach)
         while True:
             try:
                 next(steps)
@@ -435,7 +439,7 @@ class BatchSampler:
 
     def steps_with_knob(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float,
                         seed: int, eos: set[int], stop=None, *, help_bias: float | None = None,
-                        triggers: tuple[list[int], list[int]] | None = None
+                        triggers: tuple[list[int], list[int]] | None = None, line_reach: float = 0.0
                         ) -> Generator[tuple[int, list[int]], None, tuple[list, list]]:
         """`sample_with_knob` one decoding step at a time: yields (sequence, the tokens the step
         appended: one, or the whole trigger where the knob asks) and returns what it returns.
@@ -452,7 +456,7 @@ class BatchSampler:
         mem = llama_cpp.llama_get_memory(self._ctx)
         llama_cpp.llama_memory_clear(mem, True)
         knob_state = (_KnobState(self, triggers, help_bias, [len(prompts[s // n]) for s in range(n_seqs)],
-                                 max_new_tokens) if knob else None)
+                                 max_new_tokens, line_reach) if knob else None)
         toks: list[list[int]] = [[] for _ in range(n_seqs)]
         logps: list[list[float]] = [[] for _ in range(n_seqs)]
         # Prompts of one task share their system prompt: decode that prefix once into sequence 0
@@ -495,7 +499,9 @@ class BatchSampler:
         """
         trig = knob_state.trigger_here(s, len(toks[s])) if knob_state is not None else None
         first = None if trig is None else float(logits[trig[0]] - _logsumexp(logits))
-        if first is None or first < KNOB_MIN_LOGP:
+        floor = KNOB_MIN_LOGP - (knob_state.line_reach if trig is knob_state.triggers[0] else 0.0) \
+            if trig is not None else KNOB_MIN_LOGP
+        if first is None or first < floor:
             self._push(toks[s], logps[s], logits, temperature, rng)
             if knob_state is not None:
                 knob_state.advance(s, toks[s][-1])

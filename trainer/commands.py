@@ -159,8 +159,9 @@ def print_summary(s: dict) -> None:
     if s["evals"]:
         tag, tasks = list(s["evals"].items())[-1]
         for task, e in tasks.items():
+            knob = "" if e.get("help_bias") is None else f" (help knob, bias {e['help_bias']:+.2f})"
             console.print(f"held-out help rate at {tag}, {task}: greedy {e['collab_ratio']:.2f}, "
-                          f"sampled {_sampled(e)} vs tau {s['task_tau'][task]:.2f}", soft_wrap=True)
+                          f"sampled {_sampled(e)} vs tau {s['task_tau'][task]:.2f}{knob}", soft_wrap=True)
     for task, f in s["forgetting"].items():
         joint, local = ("-" if f[k] is None else f"{f[k]:.3f}" for k in ("joint", "local"))
         console.print(f"forgetting rate {task}: joint {joint}, local-solved {local}")

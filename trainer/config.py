@@ -62,11 +62,14 @@ class ModelConfig(StrictConfig):
 
 # `train.method = "da_grpo_tracked"`: these defaults, each still overridable (docs/simulator.md says why).
 TRACKED = {"cost_baseline": "tau", "lambda_controller": "pid", "skip_zero_steps": True}
+# `train.method = "da_grpo_knob"`: the paper's DA-GRPO with the help knob in the loop (trainer/knob_loop.py).
+KNOBBED = {"rollout_knob": True, "engine": "llamacpp"}
+FLAVOURS = {"da_grpo_tracked": TRACKED, "da_grpo_knob": KNOBBED}
 
 
 class TrainConfig(StrictConfig):
     method: str = Field("da_grpo", description="advantage method: da_grpo (the paper), da_grpo_tracked (DA-GRPO "
-                        "with the TRACKED options as defaults), or one in trainer.methods")
+                        "with the TRACKED options as defaults), da_grpo_knob (the paper + rollout_knob), or one in trainer.methods")
     method_args: dict[str, float] = Field(
         default_factory=dict, description="settings of a trainer.methods baseline (keys in its module docstring)"
     )
@@ -95,6 +98,17 @@ class TrainConfig(StrictConfig):
     skip_zero_steps: bool = Field(
         False, description="no optimizer step on a batch whose advantages are all zero (else AdamW still "
         "moves on momentum)"
+    )
+    rollout_knob: bool = Field(
+        False, description="sample rollouts and evaluate with the help knob (collab.help_knob): a help bias per "
+        "task, calibrated to tau at each phase start on knob_calib_n val queries and moved after every step by "
+        "integral feedback on the measured ratio (llamacpp engine only; trainer/knob_loop.py)"
+    )
+    knob_gain: float = Field(0.5, ge=0, description="rollout_knob: feedback gain (1 = one Newton step to tau)")
+    knob_calib_n: int = Field(8, ge=1, description="rollout_knob: val queries (G samples each) to calibrate on")
+    knob_trigger_weight: float = Field(
+        1.0, ge=0, description="rollout_knob: loss weight of the help trigger's tokens of an asking response (1: "
+        "trained like every token; 0: the bias alone sets how often the model asks, the LoRA learns the rest)"
     )
     std_scaling: Literal["none", "group", "batch"] = Field("none", description="std scaling after combining")
     ppo_epochs: int = Field(1, ge=1, description="optimizer passes over each batch (PPO-style when > 1)")
@@ -129,9 +143,10 @@ class TrainConfig(StrictConfig):
     @model_validator(mode="before")
     @classmethod
     def _tracked_flavour(cls, data):
-        """`method = "da_grpo_tracked"`: DA-GRPO with the tracking options as defaults (TRACKED)."""
-        if isinstance(data, dict) and data.get("method") == "da_grpo_tracked":
-            data = {**TRACKED, **data}
+        """`method = "da_grpo_tracked"` / `"da_grpo_knob"`: DA-GRPO with that flavour's options as
+        defaults (TRACKED / KNOBBED), each still overridable."""
+        if isinstance(data, dict) and data.get("method") in FLAVOURS:
+            data = {**FLAVOURS[data["method"]], **data}
         return data
 
     @model_validator(mode="after")
@@ -140,6 +155,12 @@ class TrainConfig(StrictConfig):
             raise ValueError("train.eta_lambda: the pid controller uses it as K_i and needs it > 0")
         if self.lambda_controller == "pid" and self.lambda_init > self.lambda_max:
             raise ValueError(f"train.lambda_init {self.lambda_init} exceeds train.lambda_max {self.lambda_max}")
+        return self
+
+    @model_validator(mode="after")
+    def _knob_needs_llamacpp(self):
+        if self.rollout_knob and self.engine != "llamacpp":
+            raise ValueError("train.rollout_knob: the help knob samples on llama.cpp; set train.engine = \"llamacpp\"")
         return self
 
     @model_validator(mode="after")

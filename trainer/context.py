@@ -51,6 +51,9 @@ class Context:
     phase: int = 0  # current phase index
     phase_step: int = 0  # steps completed in the current phase
     evals_done: list[str] = field(default_factory=list)
+    help_bias: dict[str, float] = field(default_factory=dict)  # train.rollout_knob: per task (trainer/knob_loop.py)
+    knob_calibrated: list[str] = field(default_factory=list)  # "<phase>/<task>" calibrated so far
+    knob_state: dict[str, dict] = field(default_factory=dict)  # per task {"anchor", "offset"} of the bias
     _prompt_cache: dict = field(default_factory=dict)
 
     def messages(self, ex: Example) -> list[dict[str, str]]:
@@ -114,6 +117,8 @@ def setup(cfg: RunConfig, out: Path, *, resume: bool, engine_factory=None, progr
     ctx.lam, ctx.step, ctx.phase, ctx.phase_step = state["lambda"], state["step"], state["phase"], state["phase_step"]
     ctx.evals_done = list(state["evals_done"])
     ctx.dual = controller_from_dict(state["dual"])
+    ctx.help_bias, ctx.knob_calibrated = dict(state.get("help_bias", {})), list(state.get("knob_calibrated", []))
+    ctx.knob_state = dict(state.get("knob_state", {}))
     if "method" in state:
         ctx.method.load_state_dict(state["method"])
     ckpt.set_rng_state(state["rng"], ctx.data_rng)
@@ -167,6 +172,7 @@ def save(ctx: Context) -> None:
         "lambda": ctx.lam, "step": ctx.step, "phase": ctx.phase, "phase_step": ctx.phase_step,
         "run_id": ctx.run_id, "evals_done": ctx.evals_done, "rng": ckpt.rng_state(ctx.data_rng),
         "dual": ctx.dual.to_dict(), "method": ctx.method.state_dict(),  # e.g. DA-GRPO's running cost baseline
+        "help_bias": ctx.help_bias, "knob_calibrated": ctx.knob_calibrated, "knob_state": ctx.knob_state,
     }
     ckpt.save_checkpoint(ctx.out, ctx.model, ctx.optimizer, state)
 

@@ -58,12 +58,14 @@ def test_sets(cfg: RunConfig, tasks: list[str], n: int | None = None) -> dict[st
 
 def evaluate(
     engine, prompt_ids, messages, cloud, tests: dict[str, list[Example]], *, max_new_tokens: int,
-    math_grader: str, tag: str, batch_size: int = 16,
+    math_grader: str, tag: str, batch_size: int = 16, help_bias: dict[str, float] | None = None,
 ) -> dict[str, TaskEval]:
-    """`prompt_ids(ex)` / `messages(ex)` render an example; one greedy response per example."""
+    """`prompt_ids(ex)` / `messages(ex)` render an example; one greedy response per example (with the
+    help knob at `help_bias[task]` where given: train.rollout_knob)."""
     results = {}
     for task, examples in tests.items():
-        texts = greedy_texts(engine, [prompt_ids(ex) for ex in examples], max_new_tokens, batch_size)
+        texts = greedy_texts(engine, [prompt_ids(ex) for ex in examples], max_new_tokens, batch_size,
+                             help_bias=(help_bias or {}).get(task))
         report_key = f"eval/{tag}/{task}/usage"
         scored, refused = [], 0
         for ex, text in zip(examples, texts):
@@ -119,17 +121,20 @@ class SampledHelp:
 
 def sampled_help(
     engine, prompt_ids, tests: dict[str, list[Example]], *, k: int, max_new_tokens: int, temperature: float,
-    math_grader: str, batch_size: int = 4,
+    math_grader: str, batch_size: int = 4, help_bias: dict[str, float] | None = None,
 ) -> dict[str, SampledHelp]:
-    """`k` sampled responses per example; scored on the local text alone (cost needs no cloud)."""
+    """`k` sampled responses per example; scored on the local text alone (cost needs no cloud).
+    With `help_bias[task]` the responses are sampled with the help knob (train.rollout_knob)."""
     from trainer.intervals import wilson_interval
 
     results = {}
     for task, examples in tests.items():
         scored = []
+        bias = (help_bias or {}).get(task)
+        knob = {} if bias is None else {"help_bias": bias}
         for i in range(0, len(examples), batch_size):
             chunk = examples[i:i + batch_size]
-            out = engine.generate([prompt_ids(ex) for ex in chunk], k, max_new_tokens, temperature)
+            out = engine.generate([prompt_ids(ex) for ex in chunk], k, max_new_tokens, temperature, **knob)
             scored += [score(ex, r.text, None, math_grader=math_grader) for ex, group in zip(chunk, out) for r in group]
         n, asks = len(scored), int(sum(s.cost for s in scored))
         local = [s for s in scored if not s.requests_help]

@@ -36,13 +36,16 @@ def evaluate_adapter(cfg: RunConfig, adapter: Path | None, *, n: int | None, tas
     else:
         model, tokenizer = load_policy(cfg.model, adapter=adapter, seed=cfg.train.seed)
     model.eval()
-    run_id, tag = "", "eval"
+    run_id, tag, bias = "", "eval", None
     if run_dir is not None:
-        run_id, tag = json.loads((run_dir / "state.json").read_text()).get("run_id", ""), f"phase{last}_end"
+        state = json.loads((run_dir / "state.json").read_text())
+        run_id, tag = state.get("run_id", ""), f"phase{last}_end"
+        if cfg.train.rollout_knob:  # the run's deployed policy: its LoRA + each task's help bias
+            bias = state.get("help_bias", {})
     engine = make_engine_factory(cfg.model, cfg.train)(model, tokenizer) if run_dir is not None \
         else HFEngine(model, tokenizer)
     return evaluate(
         engine, lambda ex: prompt_ids(tokenizer, ex), messages, make_cloud(cfg.cloud, cfg.train.seed, run_id), tests,
         max_new_tokens=cfg.train.eval_max_new_tokens or cfg.train.max_new_tokens,
-        math_grader=cfg.train.math_grader, tag=tag,
+        math_grader=cfg.train.math_grader, tag=tag, help_bias=bias,
     )

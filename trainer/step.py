@@ -16,7 +16,7 @@ from collab.cloud import CloudRefused
 from collab.help import count_help
 from collab.scoring import score
 from collab.tasks.base import Example
-from trainer import lean, mismatch
+from trainer import knob_loop, lean, mismatch
 from trainer.batch import build_batch
 from trainer.context import Context
 from trainer.loss import pg_loss, token_logprobs
@@ -71,6 +71,10 @@ def policy_update(ctx: Context, prompts, rollouts, adv: np.ndarray) -> tuple[flo
         return token_logprobs(ctx.model(input_ids=ids[sl], attention_mask=attn[sl]).logits, ids[sl])
 
     q = mismatch.sampler_logp(rollouts, mask)  # (B*G, T-1) log q of the sampled tokens, or None
+    base = mask
+    if tc.rollout_knob and tc.knob_trigger_weight != 1.0:  # the trigger's tokens weighted (knob_loop)
+        base = knob_loop.trigger_weights(mask, [len(p) for p in rows_p], rows_c, ctx.engine.triggers,
+                                         tc.knob_trigger_weight).to(device)
     first_pass: list[torch.Tensor] = []
 
     skip = not np.any(adv) and tc.kl_beta == 0
@@ -91,9 +95,9 @@ def policy_update(ctx: Context, prompts, rollouts, adv: np.ndarray) -> tuple[flo
             lp = logp(sl)
             if epoch == 0:
                 first_pass.append(lp.detach())
-            weight = mask[sl]  # a float weight per token is the mask times the truncated IS ratio
+            weight = base[sl]  # a float weight per token is the mask times the truncated IS ratio
             if q is not None and i in old:
-                weight = mask[sl] * mismatch.truncated_is(old[i], q[sl], tc.tis_cap)
+                weight = base[sl] * mismatch.truncated_is(old[i], q[sl], tc.tis_cap)
             loss = pg_loss(
                 lp, weight, flat_adv[sl], group_size=G, n_prompts=B, old_logp=old.get(i),
                 clip_eps=tc.clip_eps, ref_logp=ref.get(i), kl_beta=tc.kl_beta,
@@ -115,7 +119,9 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
     idx = ctx.data_rng.choice(len(pool), size=min(tc.batch_prompts, len(pool)), replace=False)
     examples = [pool[i] for i in idx]
     prompts = [ctx.prompt_ids(ex) for ex in examples]
-    rollouts = ctx.engine.generate(prompts, tc.G, tc.max_new_tokens, tc.temperature)
+    bias = knob_loop.bias_for(ctx, task)
+    knob = {} if bias is None else {"help_bias": bias}
+    rollouts = ctx.engine.generate(prompts, tc.G, tc.max_new_tokens, tc.temperature, **knob)
     t1 = time.perf_counter()
     key = f"train/{ctx.step + 1}"  # with the run id: the same for a step run again after a crash
     scored, queries, refused = collect(ctx, examples, rollouts, key=key)
@@ -143,6 +149,7 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
     if ctx.method.updates_lambda:
         ctx.lam = ctx.dual.update(ratio, tau)
     ctx.method.end_step(ratio)
+    bias_next = knob_loop.after_step(ctx, task, rollouts, ratio, tau)
     gen_tokens = sum(len(r.token_ids) for g in rollouts for r in g)
     return {
         "step": ctx.step + 1, "phase": ctx.phase, "phase_name": ctx.cfg.phases[ctx.phase].name, "task": task,
@@ -155,5 +162,6 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
         "adv_abs_mean": float(np.abs(adv).mean()), "loss": loss, "grad_norm": grad_norm,
         "response_tokens_mean": gen_tokens / len(flat), "tokens_per_s": gen_tokens / max(t1 - t0, 1e-9),
         "t_rollout_s": t1 - t0, "t_cloud_reward_s": t2 - t1, "t_advantage_s": t3 - t2, "t_update_s": t4 - t3,
-        "t_step_s": t4 - t0, "sampler_kl": sampler_kl,
+        "t_step_s": t4 - t0, "sampler_kl": sampler_kl, "help_bias": bias, "help_bias_next": bias_next,
+        **({} if bias_next is None else {f"help_bias_{k}": v for k, v in ctx.knob_state[task].items()}),
     }

@@ -56,6 +56,10 @@ Departures from the paper, and choices it leaves open:
     `train.skip_zero_steps` (item 7). The controller's and the running baseline's state are in
     state.json ("dual", "method"), so resume continues them exactly. A KL to the start policy is
     `train.kl_beta` (item 5); more responses per step are `train.G` and `train.batch_prompts`.
+10b. `train.rollout_knob` (`train.method = "da_grpo_knob"`: the paper's advantages and lambda plus
+    this): rollouts and evaluations sample with the help knob, a help bias per task calibrated to
+    tau at each phase start and after each step from the step's own ask scores plus an integral of
+    the measured error (trainer/knob_loop.py; docs/trainer.md says why and what it costs).
 11. Evaluations add a sampled help rate to the paper's greedy one: `train.eval_samples` responses
     per held-out query at the training temperature, with a 95% Wilson interval (trainer/evaluate.py).
 12. Which of these the shipped settings use, and why:
@@ -82,6 +86,7 @@ from pathlib import Path
 import torch
 
 from trainer import checkpoint as ckpt
+from trainer import knob_loop
 from trainer.config import RunConfig, load_config
 from trainer.context import Context, check_gateway_tau, save, setup, train_pools
 from trainer.evaluate import evaluate, sampled_help, test_sets
@@ -94,20 +99,22 @@ def run_eval(ctx: Context, tag: str, upto_phase: int) -> None:
     tc = ctx.cfg.train
     tests = test_sets(ctx.cfg, ctx.cfg.eval_task_names(upto_phase))
     max_new = tc.eval_max_new_tokens or tc.max_new_tokens
+    bias = dict(ctx.help_bias) if tc.rollout_knob else None  # the deployed policy: LoRA + each task's bias
     res = evaluate(
         ctx.engine, ctx.prompt_ids, ctx.messages, ctx.cloud, tests,
-        max_new_tokens=max_new, math_grader=tc.math_grader, tag=tag,
+        max_new_tokens=max_new, math_grader=tc.math_grader, tag=tag, help_bias=bias,
     )
     sampled = {}
     if tc.eval_samples:
         with torch.random.fork_rng():  # its own seed per evaluation: sampling here leaves training's RNG alone
             torch.manual_seed(tc.seed * 1_000_003 + zlib.crc32(tag.encode()))
             sampled = sampled_help(ctx.engine, ctx.prompt_ids, tests, k=tc.eval_samples, max_new_tokens=max_new,
-                                   temperature=tc.temperature, math_grader=tc.math_grader)
+                                   temperature=tc.temperature, math_grader=tc.math_grader, help_bias=bias)
     for task, r in res.items():
         extra = sampled[task].as_dict() if task in sampled else {}
+        knob = {"help_bias": bias.get(task)} if bias is not None else {}
         ckpt.append_jsonl(ctx.out / "evals.jsonl",
-                          {"tag": tag, "step": ctx.step, "phase": upto_phase, **r.as_dict(), **extra})
+                          {"tag": tag, "step": ctx.step, "phase": upto_phase, **r.as_dict(), **extra, **knob})
     ctx.evals_done.append(tag)
 
 
@@ -127,6 +134,9 @@ def train(cfg: RunConfig | None, out: str | Path, *, resume: bool = False, max_s
         while ctx.phase < len(cfg.phases):
             phase = cfg.phases[ctx.phase]
             names = phase.task_names()
+            if ctx.phase_step == 0:  # train.rollout_knob: each task's help bias to its tau (trainer/knob_loop.py)
+                knob_loop.calibrate_phase(ctx, {t: (ctx.cloud.budget(t).tau if ctx.tau_source == "gateway"
+                                                    else phase.tau_at(0)) for t in names})
             while ctx.phase_step < phase.steps:
                 if max_steps is not None and ctx.step >= max_steps:
                     save(ctx)
@@ -147,6 +157,7 @@ def train(cfg: RunConfig | None, out: str | Path, *, resume: bool = False, max_s
                     f"{task} lam={ctx.lam:.3f} ratio={record['collab_ratio']:.2f}/tau={record['tau']:.2f} "
                     f"R={record['reward_mean']:+.2f}"
                 )
+            knob_loop.recalibrate_earlier(ctx)  # train.rollout_knob: earlier tasks' bias, for the adapter now
             run_eval(ctx, f"phase{ctx.phase}_end", ctx.phase)
             ctx.phase += 1
             ctx.phase_step = 0

@@ -6,7 +6,10 @@ import math
 
 import pytest
 
-from collab.help_knob import BIAS_LIMIT, BiasController, ask_logit, ask_probability, asks, calibrate_bias, help_rate
+from collab.help_knob import (
+    BIAS_LIMIT, BiasController, ask_logit, ask_probability, asks, calibrate_bias, calibrate_bias_sampled, help_rate,
+    knob_feedback, rollout_bias, sampled_ask_rate,
+)
 
 
 def test_ask_logit_of_known_probabilities():
@@ -72,3 +75,48 @@ def test_controller_follows_a_new_tau_through_the_quantile_and_feedback():
     assert c.integral == pytest.approx(-0.1)
     c.set_tau(0.5)
     assert c.integral == 0.0
+
+
+def test_sampled_rate_is_the_mean_sigmoid():
+    # sigmoid(0) = 1/2, sigmoid(log 3) = 3/4, -inf never asks: (1/2 + 3/4 + 0) / 3
+    assert sampled_ask_rate([0.0, math.log(3.0), -math.inf], 0.0) == pytest.approx(1.25 / 3)
+    assert sampled_ask_rate([-math.log(3.0)], math.log(3.0)) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        sampled_ask_rate([], 0.0)
+
+
+def test_sampled_calibration_solves_the_mean_sigmoid():
+    # one score s: sigmoid(s + b) = tau  <=>  b = logit(tau) - s
+    b = calibrate_bias_sampled([-7.0], 0.3)
+    assert b == pytest.approx(math.log(0.3 / 0.7) + 7.0, abs=1e-5)
+    # two scores 0 and -inf: the rate is sigmoid(b) / 2, so tau 0.25 needs b = 0, tau 0.5 is out of reach
+    assert calibrate_bias_sampled([0.0, -math.inf], 0.25) == pytest.approx(0.0, abs=1e-5)
+    assert calibrate_bias_sampled([0.0, -math.inf], 0.5) == BIAS_LIMIT
+    assert calibrate_bias_sampled([-math.inf], 0.3) == BIAS_LIMIT
+    assert calibrate_bias_sampled([1.0, 2.0], 0.0) == -BIAS_LIMIT
+    rates = [sampled_ask_rate([-3.0, -1.0, 2.0], calibrate_bias_sampled([-3.0, -1.0, 2.0], t)) for t in (0.1, 0.5, 0.9)]
+    assert rates == pytest.approx([0.1, 0.5, 0.9], abs=1e-5)
+
+
+def test_knob_feedback_is_a_scaled_integral_step():
+    # tau 0.5: tau (1 - tau) = 1/4; ratio 0.75 is 1/4 over: gain 1 moves b by -1, gain 0.5 by -0.5
+    assert knob_feedback(2.0, 0.75, 0.5, 1.0) == pytest.approx(1.0)
+    assert knob_feedback(2.0, 0.75, 0.5, 0.5) == pytest.approx(1.5)
+    # below budget the bias rises; tau 0 uses the floor 0.05: ratio 0.1 -> -0.5 * 0.1 / 0.05 = -1
+    assert knob_feedback(0.0, 0.1, 0.3, 1.0) == pytest.approx(0.2 / 0.21)
+    assert knob_feedback(0.0, 0.1, 0.0, 0.5) == pytest.approx(-1.0)
+    assert knob_feedback(0.0, 0.3, 0.3, 1.0) == 0.0
+    assert knob_feedback(BIAS_LIMIT, 0.0, 0.5, 1.0) == BIAS_LIMIT
+    with pytest.raises(ValueError):
+        knob_feedback(0.0, 0.5, 1.5, 1.0)
+    with pytest.raises(ValueError):
+        knob_feedback(0.0, 0.5, 0.5, -1.0)
+
+
+def test_rollout_bias_is_the_steps_calibration_plus_the_offset():
+    # one finite score -7 at tau 0.3: anchor logit(0.3) + 7; the offset adds; none finite keeps the anchor
+    anchor, bias = rollout_bias([-7.0, -math.inf], 0.15, 0.5, anchor=1.0)
+    assert anchor == pytest.approx(math.log(0.3 / 0.7) + 7.0, abs=1e-5)
+    assert bias == pytest.approx(anchor + 0.5, abs=1e-6)
+    assert rollout_bias([-math.inf, -math.inf], 0.3, -0.25, anchor=4.0) == (4.0, 3.75)
+    assert rollout_bias([-math.inf], 0.3, 10.0, anchor=45.0) == (45.0, BIAS_LIMIT)

@@ -45,3 +45,63 @@ def test_a_llamacpp_run_evaluates_on_llamacpp_and_reproduces_its_numbers(tmp_pat
     train(cfg, run, progress=False)
     assert eval_command(run=str(run), adapter=None, config=None, n=None, tasks=None, base=False) == 0
     assert json.loads((run / "eval.json").read_text()) == _phase_end(run)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_rollout_knob_calibrates_moves_and_deploys_the_help_bias(tmp_path):
+    """train.rollout_knob on llama.cpp: each task's bias is calibrated at its phase start, every step
+    samples with it and moves it by knob_feedback, evaluations use it, state.json keeps it, and
+    `dagrpo eval --run` reproduces the phase-end numbers with it."""
+    pytest.importorskip("llama_cpp")
+    from collab.help_knob import knob_feedback
+    from trainer.config import load_config
+
+    cfg = load_config(None, [
+        'model.name_or_path="smollm2"', 'train.engine="llamacpp"', "train.engine_threads=1", "train.G=2",
+        "train.batch_prompts=1", "train.max_new_tokens=12", "train.eval_n=2", "train.eval_max_new_tokens=12",
+        "train.eval_samples=2", "train.eval_at_start=false", "train.rollout_knob=true", "train.knob_calib_n=2",
+        "train.knob_gain=0.5", 'phases=[{tasks=["math"], steps=2, tau=0.3}]',
+    ])
+    run = tmp_path / "run"
+    train(cfg, run, progress=False)
+    calib = [json.loads(line) for line in (run / "knob_calibration.jsonl").read_text().splitlines()]
+    assert [(c["phase"], c["task"], c["tau"], c["k"], c["n_queries"]) for c in calib] == [(0, "math", 0.3, 2, 2)]
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[0]["help_bias"] == calib[0]["bias"]
+    offset = 0.0
+    for m in metrics:  # bias = anchor (the step's scores calibrated) + offset (integral of the ratio's error)
+        offset = knob_feedback(offset, m["collab_ratio"], m["tau"], 0.5)
+        assert m["help_bias_offset"] == pytest.approx(offset)
+        assert m["help_bias_next"] == pytest.approx(max(-50, min(50, m["help_bias_anchor"] + offset)))
+    assert metrics[1]["help_bias"] == metrics[0]["help_bias_next"]
+    state = json.loads((run / "state.json").read_text())
+    assert state["help_bias"] == {"math": metrics[-1]["help_bias_next"]} and state["knob_calibrated"] == ["0/math"]
+    assert state["knob_state"]["math"]["offset"] == pytest.approx(offset)
+    evals = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
+    assert [e["help_bias"] for e in evals] == [state["help_bias"]["math"]]
+    assert eval_command(run=str(run), adapter=None, config=None, n=None, tasks=None, base=False) == 0
+    assert json.loads((run / "eval.json").read_text()) == _phase_end(run)
+
+
+def test_rollout_knob_needs_the_llamacpp_engine():
+    from dagrpo.errors import UserError
+    from trainer.config import load_config
+
+    with pytest.raises(UserError, match="rollout_knob"):
+        load_config(None, ['train.engine="torch"', "train.rollout_knob=true"])
+
+
+def test_trigger_weights_scale_only_the_trailing_trigger_of_asking_rows():
+    import torch
+
+    from trainer.batch import build_batch
+    from trainer.knob_loop import trigger_weights
+
+    prompts, comps = [[1, 2], [1, 2, 3]], [[5, 8, 9], [5, 6]]  # row 0 ends with the trigger [8, 9]
+    _, _, mask = build_batch(prompts, comps, 0)
+    w = trigger_weights(mask, [2, 3], comps, ([8, 9], [7, 8, 9]), 0.25)
+    # row 0: completion targets at positions 1, 2, 3; the trigger's two tokens at 2, 3
+    assert w[0].tolist() == [0.0, 1.0, 0.25, 0.25]
+    assert w[1].tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert torch.equal(trigger_weights(mask, [2, 3], comps, ([8, 9], [7, 8, 9]), 1.0), mask.float())

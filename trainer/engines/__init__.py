@@ -20,10 +20,13 @@ def make_engine_factory(model_cfg, train_cfg):
                    n_seq_max=train_cfg.engine_n_seq_max, n_ctx=train_cfg.engine_n_ctx)
 
 
-def greedy_texts(engine, prompts: list[list[int]], max_new_tokens: int, batch_size: int = 16) -> list[str]:
-    """One greedy response per prompt (token ids), generated `batch_size` prompts at a time."""
+def greedy_texts(engine, prompts: list[list[int]], max_new_tokens: int, batch_size: int = 16,
+                 help_bias: float | None = None) -> list[str]:
+    """One greedy response per prompt (token ids), generated `batch_size` prompts at a time (with
+    the help knob at `help_bias` where given: asks iff score + bias > 0)."""
     texts = []
+    knob = {} if help_bias is None else {"help_bias": help_bias}
     for i in range(0, len(prompts), batch_size):
-        out = engine.generate(prompts[i:i + batch_size], 1, max_new_tokens, 0.0)
+        out = engine.generate(prompts[i:i + batch_size], 1, max_new_tokens, 0.0, **knob)
         texts += [group[0].text for group in out]
     return texts

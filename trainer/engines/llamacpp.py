@@ -37,11 +37,16 @@ from trainer.engines.base import Rollout, truncate_response
 
 # Decoded tail checked for the trigger after each token, in tokens (the trigger is ~6 tokens).
 _TRIGGER_WINDOW = 16
+# train.rollout_knob: a line start is a candidate of the trigger down to a first-token log p of
+# KNOB_MIN_LOGP - this (-20): on math SmolLM2 writes "Step k:" lines where "I" has log p ~ -10..-16,
+# which a calibrated bias of +5..+10 makes a real choice (trainer/knob_loop.py).
+KNOB_LINE_REACH = 12.0
 
 
 @dataclass(frozen=True)
 class SampledRollout(Rollout):
     logprobs: tuple[float, ...] = ()  # log q(token) under the sampling distribution, per token_ids
+    ask_score: float = float("-inf")  # with the help knob: the largest trigger logit met (collab.help_knob)
 
 
 def base_gguf(model_cfg, train_cfg) -> Path:
@@ -67,6 +72,8 @@ class LlamaCppEngine:
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = {e for e in eos + [tokenizer.eos_token_id] if e is not None}
         self.sampler = BatchSampler(self.gguf_path, n_seq_max=n_seq_max, n_ctx=n_ctx, threads=threads)
+        # the help knob's trigger ids: at a line start, and after other text (collab.help_knob)
+        self.triggers = (self.sampler.tokenize(HELP_TRIGGER), self.sampler.tokenize(" " + HELP_TRIGGER))
         shm = "/dev/shm" if os.path.isdir("/dev/shm") else None  # tmpfs: the per-step export never hits disk
         self._tmp = Path(tempfile.mkdtemp(prefix="dagrpo-lora-", dir=shm))
 
@@ -83,32 +90,49 @@ class LlamaCppEngine:
     def _trigger_seen(self, ids: list[int]) -> bool:
         return HELP_TRIGGER in self.tokenizer.decode(ids[-_TRIGGER_WINDOW:], skip_special_tokens=True)
 
-    def _chunks(self, prompts: list[list[int]], n: int, max_new_tokens: int) -> list[list[list[int]]]:
-        """Consecutive prompt chunks whose n samples fit the sampler's sequences and KV cells."""
+    def _chunks(self, prompts: list[list[int]], n: int, max_new_tokens: int,
+                knob: bool = False) -> list[list[list[int]]]:
+        """Consecutive prompt chunks whose n samples fit the sampler's sequences and KV cells (the
+        knob keeps one sequence for scoring the trigger)."""
         chunks, cur, cells = [], [], 0
+        seqs = self.sampler.n_seq_max - knob
         for p in prompts:
             need = len(p) + n * max_new_tokens
-            if need > self.sampler.n_ctx or n > self.sampler.n_seq_max:
+            if need > self.sampler.n_ctx or n > seqs:
                 raise UserError(f"one prompt of {len(p)} tokens x {n} samples of {max_new_tokens} tokens does not "
                                 f"fit train.engine_n_ctx={self.sampler.n_ctx} / engine_n_seq_max={self.sampler.n_seq_max}")
-            if cur and (cells + need > self.sampler.n_ctx or (len(cur) + 1) * n > self.sampler.n_seq_max):
+            if cur and (cells + need > self.sampler.n_ctx or (len(cur) + 1) * n > seqs):
                 chunks.append(cur)
                 cur, cells = [], 0
             cur.append(p)
             cells += need
         return chunks + [cur] if cur else chunks
 
-    def generate(self, prompts: list[list[int]], n: int, max_new_tokens: int,
-                 temperature: float) -> list[list[SampledRollout]]:
-        self.sync_adapter()
-        out = []
-        for chunk in self._chunks(prompts, n, max_new_tokens):
-            seed = int(torch.randint(0, 2**31 - 1, ()))  # follows the trainer's torch seed
-            groups = self.sampler.sample(chunk, n, max_new_tokens, temperature, seed, self.eos_ids,
-                                         stop=self._trigger_seen)
-            out += [[self._rollout(ids, logps) for ids, logps in group] for group in groups]
-        return out
+    def generate(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float,
+                 help_bias: float | None = None) -> list[list[SampledRollout]]:
+        """`n` responses per prompt; with `help_bias` the help knob decides where the trigger is
+        written (llama_runtime.llm.BatchSampler.sample_with_knob; -inf: never)."""
+        return self._generate(prompts, n, max_new_tokens, temperature, help_bias)[0]
 
-    def _rollout(self, ids: list[int], logps: list[float]) -> SampledRollout:
+    def ask_scores(self, prompts: list[list[int]], n: int, max_new_tokens: int,
+                   temperature: float) -> list[list[float]]:
+        """[prompt][sample] ask score (collab.help_knob) along paths decoded with every ask refused."""
+        return self._generate(prompts, n, max_new_tokens, temperature, -float("inf"))[1]
+
+    def _generate(self, prompts, n, max_new_tokens, temperature, help_bias):
+        self.sync_adapter()
+        out, scores = [], []
+        knob = help_bias is not None
+        for chunk in self._chunks(prompts, n, max_new_tokens, knob):
+            seed = int(torch.randint(0, 2**31 - 1, ()))  # follows the trainer's torch seed
+            groups, sc = self.sampler.sample_with_knob(chunk, n, max_new_tokens, temperature, seed, self.eos_ids,
+                                                       stop=self._trigger_seen, help_bias=help_bias,
+                                                       triggers=self.triggers if knob else None,
+                                                       line_reach=KNOB_LINE_REACH)
+            out += [[self._rollout(ids, logps, a) for (ids, logps), a in zip(group, sg)] for group, sg in zip(groups, sc)]
+            scores += sc
+        return out, scores
+
+    def _rollout(self, ids: list[int], logps: list[float], ask_score: float = float("-inf")) -> SampledRollout:
         r = truncate_response(ids, self.tokenizer, self.eos_ids)
-        return SampledRollout(r.token_ids, r.text, r.stop, tuple(logps[: len(r.token_ids)]))
+        return SampledRollout(r.token_ids, r.text, r.stop, tuple(logps[: len(r.token_ids)]), ask_score)

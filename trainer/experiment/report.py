@@ -25,6 +25,7 @@ METHOD_LABELS = {
     "grpo_fixed": "Collaborative Training w/ GRPO", "gvpo": "Collaborative Training w/ GVPO",
     "gapg": "Collaborative Training w/ GAPG", "da_grpo": "Collaborative Training w/ DA-GRPO",
     "da_grpo_tracked": "Collaborative Training w/ DA-GRPO (tracked: tau baseline, PID lambda)",
+    "da_grpo_knob": "Collaborative Training w/ DA-GRPO (help knob held at tau in rollouts)",
 }
 
 

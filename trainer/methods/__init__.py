@@ -9,6 +9,8 @@ by name (`train.method = "grpo_fixed"` -> `trainer.methods.grpo_fixed`). Method 
 
   da_grpo       the paper's dual advantage; lambda follows the budget        (da_grpo.py)
   da_grpo_tracked  DA-GRPO + cost baseline tau, PID lambda, skipping all-zero steps (da_grpo_tracked.py)
+  da_grpo_knob  the paper's DA-GRPO, rollouts and evaluations with the help knob held at tau
+                (train.rollout_knob, trainer/knob_loop.py; da_grpo_knob.py)
   edge_only     GRPO, no cloud: the help trigger earns nothing               (edge_only.py)
   naive_router  edge_only's training; offloads a random tau share at evaluation (routing.py)
   router        edge_only's training; a trained failure classifier offloads at evaluation
@@ -30,11 +32,11 @@ if TYPE_CHECKING:
     from trainer.config import TrainConfig
 
 METHODS = ("cloud_only", "edge_only", "naive_router", "router", "grpo_fixed", "gvpo", "gapg", "da_grpo",
-           "da_grpo_tracked")
+           "da_grpo_tracked", "da_grpo_knob")
 EDGE_FAMILY = ("edge_only", "naive_router", "router")  # one trained model, three evaluation rules
 # Methods whose policy writes the help trigger itself (the edge family never asks, cloud_only always
 # does): the ones a help bias can steer (trainer/experiment/knob.py).
-SELF_ASKING = ("grpo_fixed", "gvpo", "gapg", "da_grpo", "da_grpo_tracked")
+SELF_ASKING = ("grpo_fixed", "gvpo", "gapg", "da_grpo", "da_grpo_tracked", "da_grpo_knob")
 
 
 class Method(Protocol):

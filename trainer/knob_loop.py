@@ -1,0 +1,116 @@
+"""`train.rollout_knob`: the help knob in the training loop, so the sampled help ratio is held at tau.
+
+Beyond the paper (which has no knob). On SmolLM2 the format warm-up leaves the model asking on
+~0-1% of real queries or on most of them, depending on a few help targets more or less
+(docs/trainer.md); with 8 responses a step RL then never samples a help request to learn from, or
+learns from nothing but help requests. The knob (collab.help_knob, issue 17's inference-time
+budget) makes the device's policy "LoRA model + a help bias b per task": where the trigger may
+start, the whole trigger's logit s is scored and the sequence asks with probability
+sigmoid(s + b). With `rollout_knob` the trainer samples its rollouts and its evaluations from that
+policy, the policy the edge agent deploys:
+
+  calibrate  at the start of each phase, for each of its tasks: G sampled paths of
+             `knob_calib_n` val queries (never test) decoded with every ask refused give ask scores;
+             b = the bias with mean sigmoid(s + b) = tau (`calibrate_bias_sampled`)
+  each step  the LoRA update moves the trigger's logit (on SmolLM2 by several units in two updates:
+             the line starts of rewarded local answers are reinforced against "I need ..."), so
+             the bias follows the policy: b = anchor + offset, the anchor the same calibration of
+             the step's own ask scores (each rollout's largest trigger logit met), the offset an
+             integral of the measured error, offset <- offset - knob_gain * (J_c_hat - tau) /
+             tau(1 - tau) (`knob_feedback`, `rollout_bias`); J_c_hat is the ratio that drives
+             lambda (the gateway's when there is one)
+  phase end  the tasks of earlier phases (moved by this phase's LoRA updates, with no feedback step
+             of their own) are calibrated anew before the evaluation (`recalibrate_earlier`)
+
+lambda and the LoRA update are unchanged: the advantages still price a help request at lambda, so
+the LoRA learns where asking pays more than it costs while b holds the ratio. The policy gradient
+uses log pi_theta of the sampled tokens (trainer/step.py), not of the biased policy: at a trigger
+decision the ask's gradient has the right sign but a scale (1 - sigmoid(s + b)) / (1 - sigmoid(s))
+away from the biased policy's, and a position where the knob refused the trigger was sampled with
+the trigger's first token banned. Each task's bias and the phases calibrated are in state.json,
+the calibrations in OUT/knob_calibration.jsonl, the bias of every step in metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+
+from collab.help_knob import calibrate_bias_sampled, knob_feedback, rollout_bias
+from trainer import checkpoint as ckpt
+
+CALIBRATION_FILE = "knob_calibration.jsonl"
+
+
+def bias_for(ctx, task: str) -> float | None:
+    """The help bias the task's rollouts and evaluations use (None: no knob)."""
+    return ctx.help_bias.get(task) if ctx.cfg.train.rollout_knob else None
+
+
+def calibrate_phase(ctx, taus: dict[str, float]) -> None:
+    """Calibrate the bias of each task of the current phase to its tau (once per phase and task)."""
+    _calibrate(ctx, taus, f"{ctx.phase}")
+
+
+def recalibrate_earlier(ctx) -> None:
+    """At a phase end, before its evaluation: the tasks of earlier phases, which this phase's LoRA
+    updates moved without a feedback step of theirs, get their bias calibrated anew to their tau
+    (what a device does after an adapter update: `dagrpo calibrate`)."""
+    cfg = ctx.cfg
+    taus = {t: p.tau_at(p.steps - 1) for p in cfg.phases[:ctx.phase] for t in p.task_names()}
+    _calibrate(ctx, {t: tau for t, tau in taus.items() if t not in cfg.phases[ctx.phase].task_names()},
+               f"{ctx.phase}/end")
+
+
+def _calibrate(ctx, taus: dict[str, float], where: str) -> None:
+    from collab.tasks import get_task
+
+    tc = ctx.cfg.train
+    if not tc.rollout_knob:
+        return
+    for task, tau in taus.items():
+        key = f"{where}/{task}"
+        if key in ctx.knob_calibrated:
+            continue
+        val = get_task(task).examples("val", n=tc.knob_calib_n, seed=tc.seed)
+        with torch.random.fork_rng():  # its own seed: calibrating leaves training's RNG alone
+            torch.manual_seed(tc.seed * 1_000_003 + zlib.crc32(f"knob/{key}".encode()))
+            scores = ctx.engine.ask_scores([ctx.prompt_ids(ex) for ex in val], tc.G, tc.max_new_tokens,
+                                           tc.temperature)
+        flat = [s for group in scores for s in group]
+        bias = calibrate_bias_sampled(flat, tau)
+        before = ctx.help_bias.get(task)
+        ctx.help_bias[task] = bias
+        ctx.knob_state[task] = {"anchor": bias, "offset": 0.0}
+        ctx.knob_calibrated.append(key)
+        ckpt.append_jsonl(ctx.out / CALIBRATION_FILE, {
+            "step": ctx.step, "phase": ctx.phase, "at": "phase_end" if where.endswith("/end") else "phase_start",
+            "task": task, "tau": tau, "n_queries": len(val), "k": tc.G,
+            "scores_finite": sum(s > -float("inf") for s in flat), "bias_before": before, "bias": bias})
+
+
+def after_step(ctx, task: str, rollouts, ratio: float, tau: float) -> float | None:
+    """The task's next bias from the step's ask scores and its measured ratio (None: no knob)."""
+    if not ctx.cfg.train.rollout_knob or task not in ctx.help_bias:
+        return None
+    state = ctx.knob_state.setdefault(task, {"anchor": ctx.help_bias[task], "offset": 0.0})
+    state["offset"] = knob_feedback(state["offset"], ratio, tau, ctx.cfg.train.knob_gain)
+    scores = [r.ask_score for group in rollouts for r in group]
+    state["anchor"], ctx.help_bias[task] = rollout_bias(scores, tau, state["offset"], state["anchor"])
+    return ctx.help_bias[task]
+
+
+def trigger_weights(mask, prompt_lens: list[int], completions: list[list[int]], triggers, weight: float):
+    """The loss mask as floats with the trailing help trigger of each asking row weighted by
+    `weight` (train.knob_trigger_weight). Rows align with build_batch: completion token k of row n
+    is target position prompt_lens[n] - 1 + k. `triggers`: the trigger's token ids in each form
+    (line start, after text); a row asks when its completion ends with one of them."""
+    w = mask.to(dtype=torch.float32).clone()
+    for n, (plen, comp) in enumerate(zip(prompt_lens, completions)):
+        for trig in sorted(triggers, key=len, reverse=True):
+            if trig and len(comp) >= len(trig) and comp[-len(trig):] == list(trig):
+                end = plen - 1 + len(comp)
+                w[n, end - len(trig):end] *= weight
+                break
+    return w
