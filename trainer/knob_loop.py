@@ -19,8 +19,8 @@ policy, the policy the edge agent deploys:
              integral of the measured error, offset <- offset - knob_gain * (J_c_hat - tau) /
              tau(1 - tau) (`knob_feedback`, `rollout_bias`); J_c_hat is the ratio that drives
              lambda (the gateway's when there is one)
-  phase end  the tasks of earlier phases (moved by this phase's LoRA updates, with no feedback step
-             of their own) are calibrated anew before the evaluation (`recalibrate_earlier`)
+  phase end  every task seen so far is calibrated anew on the adapter as it is, before the
+             evaluation (`recalibrate_at_phase_end`)
 
 lambda and the LoRA update are unchanged: the advantages still price a help request at lambda, so
 the LoRA learns where asking pays more than it costs while b holds the ratio. The policy gradient
@@ -53,14 +53,15 @@ def calibrate_phase(ctx, taus: dict[str, float]) -> None:
     _calibrate(ctx, taus, f"{ctx.phase}")
 
 
-def recalibrate_earlier(ctx) -> None:
-    """At a phase end, before its evaluation: the tasks of earlier phases, which this phase's LoRA
-    updates moved without a feedback step of theirs, get their bias calibrated anew to their tau
-    (what a device does after an adapter update: `dagrpo calibrate`)."""
+def recalibrate_at_phase_end(ctx) -> None:
+    """At a phase end, before its evaluation: every task seen so far gets its bias calibrated anew
+    to its tau on the adapter as it is now (what a device does after an adapter update: `dagrpo
+    calibrate`). The tasks of earlier phases saw no feedback step of this phase; those of this
+    phase were last anchored on rollouts from before the last update, which moves the trigger's
+    logit by units."""
     cfg = ctx.cfg
-    taus = {t: p.tau_at(p.steps - 1) for p in cfg.phases[:ctx.phase] for t in p.task_names()}
-    _calibrate(ctx, {t: tau for t, tau in taus.items() if t not in cfg.phases[ctx.phase].task_names()},
-               f"{ctx.phase}/end")
+    taus = {t: p.tau_at(p.steps - 1) for p in cfg.phases[:ctx.phase + 1] for t in p.task_names()}
+    _calibrate(ctx, taus, f"{ctx.phase}/end")
 
 
 def _calibrate(ctx, taus: dict[str, float], where: str) -> None:

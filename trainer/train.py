@@ -63,11 +63,15 @@ Departures from the paper, and choices it leaves open:
 11. Evaluations add a sampled help rate to the paper's greedy one: `train.eval_samples` responses
     per held-out query at the training temperature, with a 95% Wilson interval (trainer/evaluate.py).
 12. Which of these the shipped settings use, and why:
-    - `dagrpo demo` (trainer/demo.toml): the paper's `da_grpo` (group cost baseline, projected
-      ascent, no skip, no KL) with eta_lambda 0.2 and lambda_init 0.5, so a newcomer sees the
-      paper's method; the drill warm-up (item 9) because SmolLM2 cannot write the format; the
-      llamacpp engine (item 8) for speed; eval_samples 4 (item 11) because 6 greedy queries per task
-      cannot tell a help rate of 0.1 from 0.3.
+    - `dagrpo demo` (trainer/demo.toml): `da_grpo_knob` (item 10b): the paper's advantages and
+      projected ascent (group cost baseline, no skip, no KL; eta_lambda 0.2, lambda_init 0.5) with
+      the help knob in the loop and the trigger's tokens unweighted, because from the drill warm-up
+      SmolLM2 asks on ~0% of real queries (help_share 0.1) and the paper's `da_grpo` then never
+      samples a help request in 8 steps (training ratio 0.000 vs tau 0.3, 2026-12-02); the
+      knob holds the sampled ratio near tau from the first step. `--set train.method=da_grpo` is
+      the paper's setting. The drill warm-up (item 9) because SmolLM2 cannot write the format; the
+      llamacpp engine (item 8) for speed and because the knob samples there; eval_samples 4
+      (item 11) because 6 greedy queries per task cannot tell a help rate of 0.1 from 0.3.
     - micro_table1 / smollm2_table1: `da_grpo` as the paper has it beside `da_grpo_tracked`
       (micro_table1; tau baseline + PID + skip, item 10) because at 8 responses per step the
       simulator shows the paper's ascent oscillating (docs/simulator.md) and the table must show
@@ -157,7 +161,7 @@ def train(cfg: RunConfig | None, out: str | Path, *, resume: bool = False, max_s
                     f"{task} lam={ctx.lam:.3f} ratio={record['collab_ratio']:.2f}/tau={record['tau']:.2f} "
                     f"R={record['reward_mean']:+.2f}"
                 )
-            knob_loop.recalibrate_earlier(ctx)  # train.rollout_knob: earlier tasks' bias, for the adapter now
+            knob_loop.recalibrate_at_phase_end(ctx)  # train.rollout_knob: each task's bias, for the adapter now
             run_eval(ctx, f"phase{ctx.phase}_end", ctx.phase)
             ctx.phase += 1
             ctx.phase_step = 0

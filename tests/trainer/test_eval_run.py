@@ -66,7 +66,8 @@ def test_rollout_knob_calibrates_moves_and_deploys_the_help_bias(tmp_path):
     run = tmp_path / "run"
     train(cfg, run, progress=False)
     calib = [json.loads(line) for line in (run / "knob_calibration.jsonl").read_text().splitlines()]
-    assert [(c["phase"], c["task"], c["tau"], c["k"], c["n_queries"]) for c in calib] == [(0, "math", 0.3, 2, 2)]
+    assert [(c["phase"], c["at"], c["task"], c["tau"], c["k"], c["n_queries"]) for c in calib] == [
+        (0, "phase_start", "math", 0.3, 2, 2), (0, "phase_end", "math", 0.3, 2, 2)]
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert metrics[0]["help_bias"] == calib[0]["bias"]
     offset = 0.0
@@ -76,8 +77,9 @@ def test_rollout_knob_calibrates_moves_and_deploys_the_help_bias(tmp_path):
         assert m["help_bias_next"] == pytest.approx(max(-50, min(50, m["help_bias_anchor"] + offset)))
     assert metrics[1]["help_bias"] == metrics[0]["help_bias_next"]
     state = json.loads((run / "state.json").read_text())
-    assert state["help_bias"] == {"math": metrics[-1]["help_bias_next"]} and state["knob_calibrated"] == ["0/math"]
-    assert state["knob_state"]["math"]["offset"] == pytest.approx(offset)
+    # the phase end calibrated the bias anew on the final adapter: that is what evaluations use
+    assert state["help_bias"] == {"math": calib[1]["bias"]} and state["knob_calibrated"] == ["0/math", "0/end/math"]
+    assert calib[1]["bias_before"] == metrics[-1]["help_bias_next"]
     evals = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
     assert [e["help_bias"] for e in evals] == [state["help_bias"]["math"]]
     assert eval_command(run=str(run), adapter=None, config=None, n=None, tasks=None, base=False) == 0

@@ -199,11 +199,11 @@ def test_shipped_presets_resolve():
                 plan(preset, Path("/nonexistent"))
             continue
         counts[path.stem] = len(plan(preset, Path("/nonexistent")))
-    # micro Table 1: 2 scenarios x 3 seeds x (1 shared edge run + cloud_only + 5 collaborative)
-    assert counts["micro_table1"] == 42
-    # the tracking figures: da_grpo and da_grpo_tracked per scenario
-    assert counts["micro_tau_schedules"] == 8 and counts["micro_tau_sweep"] == 6
-    assert counts["micro_lambda_init"] == 10
+    # micro Table 1: 2 scenarios x 3 seeds x (1 shared edge run + cloud_only + 6 collaborative)
+    assert counts["micro_table1"] == 48
+    # the tracking figures: da_grpo, da_grpo_tracked and da_grpo_knob per scenario
+    assert counts["micro_tau_schedules"] == 12 and counts["micro_tau_sweep"] == 9
+    assert counts["micro_lambda_init"] == 15
 
 
 def test_tracking_gap_is_the_last_quarter_of_each_tau_segment():
