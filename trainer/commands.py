@@ -38,7 +38,11 @@ def demo(out: str, overrides: list[str]) -> int:
     summary = summarize_run(out_dir, wall_s=wall)
     print_summary(summary)
     _plots(out_dir)
-    if cfg.train.engine == "llamacpp":
+    if cfg.train.rollout_knob:  # the evaluations above already decoded with each task's calibrated bias
+        console.print("help knob: training and the evaluations above used each task's help bias (trainer/knob_loop.py); "
+                      f"`dagrpo calibrate --run {out_dir} --tau {cfg.phases[-1].tau_at(cfg.phases[-1].steps - 1)}` "
+                      "calibrates the greedy knob for the edge agent", soft_wrap=True)
+    elif cfg.train.engine == "llamacpp":
         knob_summary(out_dir, cfg)
     return 0
 
