@@ -138,7 +138,7 @@ def train(cfg: RunConfig | None, out: str | Path, *, resume: bool = False, max_s
         while ctx.phase < len(cfg.phases):
             phase = cfg.phases[ctx.phase]
             names = phase.task_names()
-            if ctx.phase_step == 0:  # train.rollout_knob: each task's help bias to its tau (trainer/knob_loop.py)
+            if ctx.phase_step == 0 and cfg.train.rollout_knob:  # each task's help bias to its tau (trainer/knob_loop.py)
                 knob_loop.calibrate_phase(ctx, {t: (ctx.cloud.budget(t).tau if ctx.tau_source == "gateway"
                                                     else phase.tau_at(0)) for t in names})
             while ctx.phase_step < phase.steps:
