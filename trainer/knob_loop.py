@@ -12,9 +12,9 @@ policy, the policy the edge agent deploys:
   calibrate  at the start of each phase, for each of its tasks: G sampled paths of
              `knob_calib_n` val queries (never test) decoded with every ask refused give ask scores;
              b = the bias with mean sigmoid(s + b) = tau (`calibrate_bias_sampled`)
-  each step  the LoRA update moves the trigger's logit (on SmolLM2 by several units in two updates:
-             the line starts of rewarded local answers are reinforced against "I need ..."), so
-             the bias follows the policy: b = anchor + offset, the anchor the same calibration of
+  each step  the LoRA update moves the trigger's logit (measured on SmolLM2: several units per
+             update, either way; most with the trigger's own tokens trained), so the bias
+             follows the policy: b = anchor + offset, the anchor the same calibration of
              the step's own ask scores (each rollout's largest trigger logit met), the offset an
              integral of the measured error, offset <- offset - knob_gain * (J_c_hat - tau) /
              tau(1 - tau) (`knob_feedback`, `rollout_bias`); J_c_hat is the ratio that drives
