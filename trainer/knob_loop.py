@@ -19,6 +19,9 @@ policy, the policy the edge agent deploys:
              integral of the measured error, offset <- offset - knob_gain * (J_c_hat - tau) /
              tau(1 - tau) (`knob_feedback`, `rollout_bias`); J_c_hat is the ratio that drives
              lambda (the gateway's when there is one)
+  new tau    a step budgeted at another tau than the bias was solved for (a schedule's segment
+             switch, the gateway's new tau) first re-solves the anchor for it on the same scores
+             (`bias_for`)
   phase end  every task seen so far is calibrated anew on the adapter as it is, before the
              evaluation (`recalibrate_at_phase_end`)
 
@@ -43,9 +46,27 @@ from trainer import checkpoint as ckpt
 CALIBRATION_FILE = "knob_calibration.jsonl"
 
 
-def bias_for(ctx, task: str) -> float | None:
-    """The help bias the task's rollouts and evaluations use (None: no knob)."""
-    return ctx.help_bias.get(task) if ctx.cfg.train.rollout_knob else None
+def bias_for(ctx, task: str, tau: float | None = None) -> float | None:
+    """The help bias the task's rollouts use at a step budgeted at `tau` (None: no knob). When the
+    bias was solved for another tau (a schedule's segment switch, a new tau from the gateway), its
+    anchor is solved anew for this one on the ask scores it came from, the offset kept: else the
+    first step after a switch samples at the old budget and its error kicks the integral."""
+    if not ctx.cfg.train.rollout_knob:
+        return None
+    state = ctx.knob_state.get(task)
+    if tau is not None and state is not None and state.get("scores") and state.get("tau", tau) != tau:
+        state["anchor"], ctx.help_bias[task] = rollout_bias(_decode(state["scores"]), tau, state["offset"],
+                                                            state["anchor"])
+        state["tau"] = tau
+    return ctx.help_bias.get(task)
+
+
+def _encode(scores) -> list[float | None]:  # -inf (no candidate position) as null: state.json is JSON
+    return [None if s == -float("inf") else float(s) for s in scores]
+
+
+def _decode(scores) -> list[float]:
+    return [-float("inf") if s is None else s for s in scores]
 
 
 def calibrate_phase(ctx, taus: dict[str, float]) -> None:
@@ -83,7 +104,7 @@ def _calibrate(ctx, taus: dict[str, float], where: str) -> None:
         bias = calibrate_bias_sampled(flat, tau)
         before = ctx.help_bias.get(task)
         ctx.help_bias[task] = bias
-        ctx.knob_state[task] = {"anchor": bias, "offset": 0.0}
+        ctx.knob_state[task] = {"anchor": bias, "offset": 0.0, "tau": tau, "scores": _encode(flat)}
         ctx.knob_calibrated.append(key)
         ckpt.append_jsonl(ctx.out / CALIBRATION_FILE, {
             "step": ctx.step, "phase": ctx.phase, "at": "phase_end" if where.endswith("/end") else "phase_start",
@@ -99,6 +120,7 @@ def after_step(ctx, task: str, rollouts, ratio: float, tau: float) -> float | No
     state["offset"] = knob_feedback(state["offset"], ratio, tau, ctx.cfg.train.knob_gain)
     scores = [r.ask_score for group in rollouts for r in group]
     state["anchor"], ctx.help_bias[task] = rollout_bias(scores, tau, state["offset"], state["anchor"])
+    state["tau"], state["scores"] = tau, _encode(scores)
     return ctx.help_bias[task]
 
 

@@ -119,7 +119,7 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
     idx = ctx.data_rng.choice(len(pool), size=min(tc.batch_prompts, len(pool)), replace=False)
     examples = [pool[i] for i in idx]
     prompts = [ctx.prompt_ids(ex) for ex in examples]
-    bias = knob_loop.bias_for(ctx, task)
+    bias = knob_loop.bias_for(ctx, task, tau)
     knob = {} if bias is None else {"help_bias": bias}
     rollouts = ctx.engine.generate(prompts, tc.G, tc.max_new_tokens, tc.temperature, **knob)
     t1 = time.perf_counter()
@@ -163,5 +163,6 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
         "response_tokens_mean": gen_tokens / len(flat), "tokens_per_s": gen_tokens / max(t1 - t0, 1e-9),
         "t_rollout_s": t1 - t0, "t_cloud_reward_s": t2 - t1, "t_advantage_s": t3 - t2, "t_update_s": t4 - t3,
         "t_step_s": t4 - t0, "sampler_kl": sampler_kl, "help_bias": bias, "help_bias_next": bias_next,
-        **({} if bias_next is None else {f"help_bias_{k}": v for k, v in ctx.knob_state[task].items()}),
+        **({} if bias_next is None else {f"help_bias_{k}": ctx.knob_state[task][k] for k in ("anchor", "offset")}
+           | {"help_ask_scores": ctx.knob_state[task]["scores"]}),  # null: no candidate position met
     }

@@ -51,23 +51,24 @@ def test_a_llamacpp_run_evaluates_on_llamacpp_and_reproduces_its_numbers(tmp_pat
 @pytest.mark.integration
 def test_rollout_knob_calibrates_moves_and_deploys_the_help_bias(tmp_path):
     """train.rollout_knob on llama.cpp: each task's bias is calibrated at its phase start, every step
-    samples with it and moves it by knob_feedback, evaluations use it, state.json keeps it, and
-    `dagrpo eval --run` reproduces the phase-end numbers with it."""
+    samples with it and moves it by knob_feedback, a new tau re-solves it, evaluations use it,
+    state.json keeps it, and `dagrpo eval --run` reproduces the phase-end numbers with it."""
     pytest.importorskip("llama_cpp")
-    from collab.help_knob import knob_feedback
+    from collab.help_knob import knob_feedback, rollout_bias
+    from trainer.knob_loop import _decode
     from trainer.config import load_config
 
     cfg = load_config(None, [
         'model.name_or_path="smollm2"', 'train.engine="llamacpp"', "train.engine_threads=1", "train.G=2",
         "train.batch_prompts=1", "train.max_new_tokens=12", "train.eval_n=2", "train.eval_max_new_tokens=12",
         "train.eval_samples=2", "train.eval_at_start=false", "train.rollout_knob=true", "train.knob_calib_n=2",
-        "train.knob_gain=0.5", 'phases=[{tasks=["math"], steps=2, tau=0.3}]',
+        "train.knob_gain=0.5", 'phases=[{tasks=["math"], steps=2, tau_schedule=[[0, 0.3], [1, 0.6]]}]',
     ])
     run = tmp_path / "run"
     train(cfg, run, progress=False)
     calib = [json.loads(line) for line in (run / "knob_calibration.jsonl").read_text().splitlines()]
     assert [(c["phase"], c["at"], c["task"], c["tau"], c["k"], c["n_queries"]) for c in calib] == [
-        (0, "phase_start", "math", 0.3, 2, 2), (0, "phase_end", "math", 0.3, 2, 2)]
+        (0, "phase_start", "math", 0.3, 2, 2), (0, "phase_end", "math", 0.6, 2, 2)]
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert metrics[0]["help_bias"] == calib[0]["bias"]
     offset = 0.0
@@ -75,7 +76,12 @@ def test_rollout_knob_calibrates_moves_and_deploys_the_help_bias(tmp_path):
         offset = knob_feedback(offset, m["collab_ratio"], m["tau"], 0.5)
         assert m["help_bias_offset"] == pytest.approx(offset)
         assert m["help_bias_next"] == pytest.approx(max(-50, min(50, m["help_bias_anchor"] + offset)))
-    assert metrics[1]["help_bias"] == metrics[0]["help_bias_next"]
+    # step 2 is budgeted at 0.6: its anchor is solved anew for it on step 1's scores (bias_for)
+    assert [m["tau"] for m in metrics] == [0.3, 0.6]
+    m0 = metrics[0]
+    assert len(m0["help_ask_scores"]) == 2  # B * G rollouts' ask scores
+    _, bias = rollout_bias(_decode(m0["help_ask_scores"]), 0.6, m0["help_bias_offset"], m0["help_bias_anchor"])
+    assert metrics[1]["help_bias"] == pytest.approx(bias)  # (the re-solve itself: the unit test below)
     state = json.loads((run / "state.json").read_text())
     # the phase end calibrated the bias anew on the final adapter: that is what evaluations use
     assert state["help_bias"] == {"math": calib[1]["bias"]} and state["knob_calibrated"] == ["0/math", "0/end/math"]
@@ -107,3 +113,25 @@ def test_trigger_weights_scale_only_the_trailing_trigger_of_asking_rows():
     assert w[0].tolist() == [0.0, 1.0, 0.25, 0.25]
     assert w[1].tolist() == [0.0, 0.0, 1.0, 1.0]
     assert torch.equal(trigger_weights(mask, [2, 3], comps, ([8, 9], [7, 8, 9]), 1.0), mask.float())
+
+
+def test_bias_for_resolves_the_anchor_for_a_new_tau_on_the_stored_scores():
+    from types import SimpleNamespace
+
+    from trainer.knob_loop import bias_for
+
+    def ctx(knob=True):
+        cfg = SimpleNamespace(train=SimpleNamespace(rollout_knob=knob))
+        # scores 0 and -inf (no candidate): mean sigmoid(s + b) = sigmoid(b) / 2; solved at tau 0.4
+        return SimpleNamespace(cfg=cfg, help_bias={"math": 1.9},
+                               knob_state={"math": {"anchor": 1.4, "offset": 0.5, "tau": 0.4, "scores": [0.0, None]}})
+
+    c = ctx()
+    assert bias_for(c, "math", 0.4) == 1.9  # same tau: the bias as solved
+    assert bias_for(c, "math") == 1.9  # no tau given: as solved
+    # tau 0.25: sigmoid(b) / 2 = 0.25 -> anchor 0; bias = anchor + offset 0.5
+    assert bias_for(c, "math", 0.25) == pytest.approx(0.5, abs=1e-5)
+    assert c.knob_state["math"]["anchor"] == pytest.approx(0.0, abs=1e-5)
+    assert c.knob_state["math"]["tau"] == 0.25 and c.knob_state["math"]["offset"] == 0.5
+    assert bias_for(ctx(knob=False), "math", 0.25) is None
+    assert bias_for(c, "code", 0.25) is None  # a task never calibrated has no bias
