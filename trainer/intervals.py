@@ -7,6 +7,9 @@
 - `t_interval(values)`: mean and 95% Student-t half-width over seeds (n - 1 degrees of freedom),
   the cell of a results table; `within_share` is the share of seeds whose value lies within a
   tolerance of a target (realized help rate vs tau).
+- `binomial_gap_floor(n, tau)`: E|K/n - tau| for K ~ Binomial(n, tau), the tracking gap of one step
+  of n responses that a policy asking at exactly rate tau (independently per response) still shows:
+  the sampling floor beside every measured gap.
 """
 
 from __future__ import annotations
@@ -75,3 +78,10 @@ def within_share(values: Sequence[float], target: float, tol: float = 0.1) -> fl
     if not values:
         raise ValueError("no values")
     return sum(abs(v - target) <= tol + 1e-12 for v in values) / len(values)
+
+
+def binomial_gap_floor(n: int, tau: float) -> float:
+    """E|K/n - tau| for K ~ Binomial(n, tau) (exact sum over k)."""
+    if n <= 0 or not 0.0 <= tau <= 1.0:
+        raise ValueError(f"need n > 0 and 0 <= tau <= 1, got n={n}, tau={tau}")
+    return sum(math.comb(n, k) * tau**k * (1 - tau) ** (n - k) * abs(k / n - tau) for k in range(n + 1))

@@ -270,7 +270,8 @@ def test_report_figures_from_recorded_runs(tmp_path, kind):
     for run in plan(preset, tmp_path / "out"):
         run.dir.mkdir(parents=True)
         tau = run.cfg.phases[0].tau
-        rows = [{"step": s, "tau": tau, "collab_ratio": tau + 0.05, "lambda_next": 0.1 * s} for s in range(1, 9)]
+        rows = [{"step": s, "tau": tau, "collab_ratio": tau + 0.05, "lambda_next": 0.1 * s, "responses": 8}
+                for s in range(1, 9)]
         (run.dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         ev = {"math-easy": {"n": 4, "local_n": 2, "local_accuracy": 0.5, "joint_accuracy": 0.75, "collab_ratio": tau}}
         (run.dir / "result.json").write_text(json.dumps({"da_grpo": {"evals": {"phase0_end": ev}}}))
@@ -279,7 +280,14 @@ def test_report_figures_from_recorded_runs(tmp_path, kind):
     gaps = summary["scenarios"]["s1"]["methods"]["da_grpo"]["tracking"]
     assert [g["gap"] for g in gaps[0]] == [pytest.approx(0.05)]
     md = (tmp_path / "out" / "results.md").read_text()
-    assert "| da_grpo | 1-8 | 0.5 | 0.050 (n=1) | 0.800 (n=1) |" in md  # one seed: no interval, n=1
+    # one seed: no interval, n=1; floor E|Bin(8, 0.5)/8 - 0.5| = 280 / 256 / 8 = 0.137
+    assert "| da_grpo | 1-8 | 0.5 | 0.050 (n=1) | 0.137 | 0.800 (n=1) |" in md
+    from trainer.intervals import binomial_gap_floor
+
+    track = summary["tracking"]["da_grpo"]  # both scenarios' one segment each
+    assert (track["segments"], track["within"]) == (2, 2) and track["mean_gap"] == pytest.approx(0.05)
+    assert track["mean_floor"] == pytest.approx((binomial_gap_floor(8, 0.3) + 0.13671875) / 2)
+    assert "| da_grpo | 2 | 0.050 |" in md
     expected = {"lambda_init": "lambda_init.png", "tau_sweep": "accuracy_vs_tau.png", "tau_schedules": "lambda_ratio.png"}
     assert (tmp_path / "out" / expected[kind]).stat().st_size > 10_000
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from trainer.intervals import t_central_prob, t_interval, t_quantile, wilson_interval, within_share
+from trainer.intervals import binomial_gap_floor, t_central_prob, t_interval, t_quantile, wilson_interval, within_share
 
 
 def test_wilson_hand_computed():
@@ -48,3 +48,12 @@ def test_t_interval_hand_computed():
 
 def test_within_share():
     assert within_share([0.25, 0.31, 0.5, 0.2], 0.3) == 0.75  # 0.2 is exactly 0.1 away: inside
+
+
+def test_binomial_gap_floor_by_hand():
+    assert binomial_gap_floor(1, 0.3) == pytest.approx(0.3 * 0.7 + 0.7 * 0.3)  # K = 1 or 0
+    assert binomial_gap_floor(2, 0.5) == pytest.approx(0.25 * 0.5 * 2)  # K = 0, 2: |.| = 0.5
+    assert binomial_gap_floor(8, 0.5) == pytest.approx(280 / 256 / 8)  # sum C(8,k) |k - 4| = 280
+    assert binomial_gap_floor(5, 0.0) == 0.0 and binomial_gap_floor(5, 1.0) == 0.0
+    with pytest.raises(ValueError):
+        binomial_gap_floor(0, 0.3)

@@ -34,7 +34,10 @@ def mean_std(values) -> tuple[float | None, float | None, int]:
 
 
 def tracking_gaps(metrics: list[dict]) -> list[dict]:
-    """Per run of constant tau: mean |batch ratio - tau| over the last quarter of its steps."""
+    """Per run of constant tau: mean |batch ratio - tau| over the last quarter of its steps, and
+    beside it the same mean for a policy asking at exactly tau (`binomial_gap_floor` of each step's
+    number of responses; None where metrics lack `responses`)."""
+    from trainer.intervals import binomial_gap_floor
     from trainer.plots import tau_segments
 
     out = []
@@ -43,6 +46,8 @@ def tracking_gaps(metrics: list[dict]) -> list[dict]:
         tail = seg[len(seg) - max(1, len(seg) // 4):]
         out.append({"first_step": first, "last_step": last, "tau": tau, "tail_steps": len(tail),
                     "gap": float(np.mean([abs(m["collab_ratio"] - tau) for m in tail])),
+                    "floor": (float(np.mean([binomial_gap_floor(m["responses"], tau) for m in tail]))
+                              if all(m.get("responses") for m in tail) else None),
                     "lambda_end": seg[-1]["lambda_next"]})
     return out
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from trainer.config import RunConfig
 from trainer.experiment.aggregate import finished_results, tracking_gaps
 from trainer.experiment.figures import write_figures
@@ -58,6 +60,9 @@ def write_report(preset: Preset, runs: list[Run], out: Path) -> dict:
         lines += _scenario_markdown(sc.name, block, cfgs[sc.name])
     if spec.kind == "table1":
         lines += _table1_markdown(summary, spec)
+    else:
+        summary["tracking"] = tracking_summary(summary)
+        lines += _tracking_summary_markdown(summary["tracking"])
     figures = write_figures(preset, res, out)
     lines += ["", "Figures: " + ", ".join(f"`{p.name}`" for p in figures)]
     summary["figures"] = [p.name for p in figures]
@@ -82,6 +87,38 @@ def scenario_block(res: dict, spec: ExperimentSpec, cfg: RunConfig, task: str) -
         row["final_lambda"] = {s: v["metrics"][-1]["lambda_next"] for s, v in seeds.items() if v["metrics"]}
         block["methods"][m] = row
     return block
+
+
+def tracking_summary(summary: dict, tol: float = 0.1) -> dict:
+    """Per method, over every tau segment of every scenario and seed: the number of segments, the
+    mean last-quarter gap, the mean floor (a policy at exactly tau) and how many gaps are <= tol."""
+    out: dict = {}
+    for block in summary["scenarios"].values():
+        for m, row in block["methods"].items():
+            if m in ("naive_router", "router") or is_knob(m):  # their training run is another row's
+                continue
+            for segs in row.get("tracking", {}).values():
+                acc = out.setdefault(m, {"gaps": [], "floors": []})
+                acc["gaps"] += [g["gap"] for g in segs]
+                acc["floors"] += [g["floor"] for g in segs if g.get("floor") is not None]
+    return {m: {"segments": len(a["gaps"]), "mean_gap": float(np.mean(a["gaps"])),
+                "mean_floor": float(np.mean(a["floors"])) if a["floors"] else None,
+                "within": sum(g <= tol + 1e-12 for g in a["gaps"]), "tol": tol}
+            for m, a in out.items() if a["gaps"]}
+
+
+def _tracking_summary_markdown(tracking: dict) -> list[str]:
+    if not tracking:
+        return []
+    lines = ["## Tracking over all segments", "",
+             "Mean over every tau segment of every scenario and seed of the last-quarter gap "
+             "|batch ratio - tau|, the floor a policy asking at exactly tau would show at the same numbers "
+             "of responses, and the segments with a gap <= 0.1.", "",
+             "| method | segments | mean gap | mean floor | segments with gap <= 0.1 |", "|---|---|---|---|---|"]
+    for m, t in tracking.items():
+        floor = "-" if t["mean_floor"] is None else f"{t['mean_floor']:.3f}"
+        lines.append(f"| {m} | {t['segments']} | {t['mean_gap']:.3f} | {floor} | {t['within']}/{t['segments']} |")
+    return lines + [""]
 
 
 def help_vs_tau(evals_per_seed: list[dict], task: str, tau: float, tol: float = 0.1) -> dict:
@@ -128,15 +165,19 @@ def _scenario_markdown(name: str, block: dict, cfg: RunConfig) -> list[str]:
             if r["tracking"] and m not in ("naive_router", "router") and not is_knob(m)]
     if rows:
         lines += ["Collaboration-ratio tracking during training: mean |batch ratio - tau| over the last "
-                  "quarter of each tau segment (mean ± 95% t-interval over seeds, n = seeds).", "",
-                  "| method | segment (steps) | tau | gap | lambda at segment end |", "|---|---|---|---|---|"]
+                  "quarter of each tau segment (mean ± 95% t-interval over seeds, n = seeds); floor: the "
+                  "same gap for a policy asking at exactly tau, from the steps' numbers of responses "
+                  "(E|Binomial(n, tau)/n - tau|).", "",
+                  "| method | segment (steps) | tau | gap | floor | lambda at segment end |",
+                  "|---|---|---|---|---|---|"]
         for m, r in rows:
             per_seed = list(r["tracking"].values())
             for i, seg in enumerate(per_seed[0]):
                 vals = [g[i]["gap"] for g in per_seed if len(g) > i]
                 lams = [g[i]["lambda_end"] for g in per_seed if len(g) > i]
+                floor = "-" if seg.get("floor") is None else f"{seg['floor']:.3f}"
                 lines.append(f"| {m} | {seg['first_step']}-{seg['last_step']} | {seg['tau']:g} | "
-                             f"{fmt_ms(vals, pct=False)} | {fmt_ms(lams, pct=False)} |")
+                             f"{fmt_ms(vals, pct=False)} | {floor} | {fmt_ms(lams, pct=False)} |")
         lines.append("")
     return lines
 
