@@ -2,7 +2,7 @@
 
 - lambda_ratio.png: per scenario (column) and method, the seed mean of lambda (top) and of the batch
   collaboration ratio (bottom, moving average of 3) against tau;
-- lambda_init.png (kind = "lambda_init"): DA-GRPO's lambda and ratio of every scenario on shared axes;
+- lambda_init.png (kind = "lambda_init"): per method, lambda and ratio of every scenario on shared axes;
 - accuracy_vs_tau.png (kind = "tau_sweep"): each method's accuracy at phase end against the task's tau.
 """
 
@@ -28,7 +28,7 @@ def write_figures(preset: Preset, res: dict, out: Path) -> list[Path]:
     if preset.experiment.kind == "tau_sweep":
         written.append(_accuracy_vs_tau(preset, res, out))
     if preset.experiment.kind == "lambda_init":
-        written.append(_overlay(preset, res, out, "da_grpo"))
+        written.append(_overlay(preset, res, out))
     return written
 
 
@@ -59,24 +59,29 @@ def _lambda_ratio(preset: Preset, res: dict, out: Path) -> Path:
     return save_figure(fig, out / "lambda_ratio.png")
 
 
-def _overlay(preset: Preset, res: dict, out: Path, method: str) -> Path:
-    """Fig. 4 layout: lambda (left) and batch ratio (right) of every scenario on shared axes."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
-    tau = None
-    for i, sc in enumerate(preset.scenarios):
-        curves = seed_mean_curves(res.get(sc.name, {}).get(method, {}))
-        if curves is None:
-            continue
-        steps, lam, ratio, tau_values = curves
-        left.plot(steps, lam, color=f"C{i}", label=sc.name)
-        right.plot(steps, moving_average(list(ratio), 3), color=f"C{i}", label=sc.name)
-        tau = tau_values, steps
-    if tau is not None:
-        right.step(tau[1], tau[0], where="mid", ls="--", color="black", label="tau")
-    left.set(xlabel="step", ylabel="lambda", title=f"{method}: lambda from each initialisation")
-    right.set(xlabel="step", ylabel="collab. ratio (avg 3)", ylim=(-0.02, 1.02), title="collaboration ratio")
-    left.legend(fontsize=7)
-    right.legend(fontsize=7)
+def _overlay(preset: Preset, res: dict, out: Path) -> Path:
+    """Fig. 4 layout, one row per method: lambda (left) and batch ratio (right) of every scenario
+    on shared axes."""
+    methods = [m for m in preset.experiment.methods if m not in ("cloud_only", "naive_router", "router")]
+    fig, axes = plt.subplots(len(methods), 2, figsize=(10, 3.5 * len(methods)), squeeze=False)
+    for (left, right), method in zip(axes, methods):
+        tau = None
+        for i, sc in enumerate(preset.scenarios):
+            curves = seed_mean_curves(res.get(sc.name, {}).get(method, {}))
+            if curves is None:
+                continue
+            steps, lam, ratio, tau_values = curves
+            left.plot(steps, lam, color=f"C{i}", label=sc.name)
+            right.plot(steps, moving_average(list(ratio), 3), color=f"C{i}", label=sc.name)
+            tau = tau_values, steps
+        if tau is not None:
+            right.step(tau[1], tau[0], where="mid", ls="--", color="black", label="tau")
+        left.set(xlabel="step", ylabel="lambda", title=f"{method}: lambda from each initialisation")
+        right.set(xlabel="step", ylabel="collab. ratio (avg 3)", ylim=(-0.02, 1.02),
+                  title=f"{method}: collaboration ratio")
+        left.legend(fontsize=7)
+        right.legend(fontsize=7)
+    fig.tight_layout()
     return save_figure(fig, out / "lambda_init.png")
 
 
