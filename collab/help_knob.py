@@ -97,16 +97,43 @@ def calibrate_bias_sampled(scores: list[float], tau: float, tol: float = 1e-6) -
     """The bias b with mean sigmoid(s + b) = tau over `scores` (bisection; sampled_ask_rate is
     increasing in b), within +-BIAS_LIMIT: the knob's bias for *sampled* decoding, where the greedy
     `calibrate_bias` is a quantile. When tau is out of reach (too many -inf scores) the limit."""
+    return _solve_bias(lambda b: sampled_ask_rate(scores, b), tau, tol)
+
+
+def calibrate_bias_paths(paths: list[list[float]], tau: float, tol: float = 1e-6) -> float:
+    """The bias b with mean ask_probability(path, b) = tau over sampled paths, each given by the
+    ask scores of its candidate positions in order (every ask refused): the exact help rate of the
+    sampled knob at b on those paths, since a path that has not asked yet went on with the trigger
+    banned, as the refused path did. Bisection within +-BIAS_LIMIT; the limit when out of reach."""
+    if not paths:
+        raise ValueError("calibration needs at least one path")
+    return _solve_bias(lambda b: sum(ask_probability(p, b) for p in paths) / len(paths), tau, tol)
+
+
+def first_ask(scores: list[float], bias: float, draws: list[float]) -> int | None:
+    """Where a path with candidate ask scores `scores` asks under the sampled knob at `bias`: the
+    first j with draws[j] < sigmoid(scores[j] + b) (draws uniform on [0, 1)); None: it never asks."""
+    if len(draws) < len(scores):
+        raise ValueError(f"need a draw per candidate, got {len(draws)} for {len(scores)}")
+    for j, (s, u) in enumerate(zip(scores, draws)):
+        z = s + bias
+        if z > -700 and u < 1.0 / (1.0 + math.exp(-z)):
+            return j
+    return None
+
+
+def _solve_bias(rate, tau: float, tol: float) -> float:
+    """The b in [-BIAS_LIMIT, BIAS_LIMIT] with rate(b) = tau for an increasing rate (bisection)."""
     if not 0.0 <= tau <= 1.0:
         raise ValueError(f"tau must lie in [0, 1], got {tau}")
     lo, hi = -BIAS_LIMIT, BIAS_LIMIT
-    if sampled_ask_rate(scores, lo) >= tau:
+    if rate(lo) >= tau:
         return lo
-    if sampled_ask_rate(scores, hi) <= tau:
+    if rate(hi) <= tau:
         return hi
     while hi - lo > tol:
         mid = (lo + hi) / 2
-        if sampled_ask_rate(scores, mid) < tau:
+        if rate(mid) < tau:
             lo = mid
         else:
             hi = mid

@@ -293,6 +293,8 @@ class _KnobState:
         self.text = [""] * len(plen)  # decoded response so far
         self.scores = [-math.inf] * len(plen)
         self.asked = [False] * len(plen)
+        # per sequence, each candidate position met: (token index, ask score, trigger ids, their log-probs)
+        self.candidates: list[list[tuple[int, float, list[int], list[float]]]] = [[] for _ in plen]
 
     def trigger_here(self, s: int, n_tokens: int) -> list[int] | None:
         """The trigger's ids if it may start here (inside <think>, with room for it), else None."""
@@ -415,7 +417,8 @@ class BatchSampler:
 
     def sample_with_knob(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float,
                          seed: int, eos: set[int], stop=None, *, help_bias: float | None = None,
-                         triggers: tuple[list[int], list[int]] | None = None, line_reach: float = 0.0):
+                         triggers: tuple[list[int], list[int]] | None = None, line_reach: float = 0.0,
+                         candidates: list | None = None):
         """`sample`, and with `help_bias` the help knob (collab.help_knob) -> (groups, ask scores).
 
         Inside `<think>`, wherever the trigger's first token (`triggers[0]` after a newline,
@@ -427,10 +430,14 @@ class BatchSampler:
         over a sequence's candidate positions (-inf: none); all -inf without the knob.
         `line_reach` > 0 also makes a line start whose first token has log p >= KNOB_MIN_LOGP -
         line_reach a candidate (a large bias can make a rare trigger likely there; the trainer's
-        rollout knob uses it, trainer/knob_loop.py).
+        rollout knob uses it, trainer/knob_loop.py). A list given as `candidates` is extended with,
+        per sequence (prompt-major), every candidate position met: (token index, ask score, the
+        trigger's ids there, their log-probs), which lets a caller decide the asks after decoding
+        with every ask refused (help_bias -inf; trainer/knob_loop.py's knob_mode "step").
         """
         steps = self.steps_with_knob(prompts, n, max_new_tokens, temperature, seed, eos, stop,
-                                     help_bias=help_bias, triggers=triggers, line_reach=line_reach)
+                                     help_bias=help_bias, triggers=triggers, line_reach=line_reach,
+                                     candidates=candidates)
         while True:
             try:
                 next(steps)
@@ -439,7 +446,8 @@ class BatchSampler:
 
     def steps_with_knob(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float,
                         seed: int, eos: set[int], stop=None, *, help_bias: float | None = None,
-                        triggers: tuple[list[int], list[int]] | None = None, line_reach: float = 0.0
+                        triggers: tuple[list[int], list[int]] | None = None, line_reach: float = 0.0,
+                        candidates: list | None = None
                         ) -> Generator[tuple[int, list[int]], None, tuple[list, list]]:
         """`sample_with_knob` one decoding step at a time: yields (sequence, the tokens the step
         appended: one, or the whole trigger where the knob asks) and returns what it returns.
@@ -487,6 +495,8 @@ class BatchSampler:
                 yield s, toks[s][had:]
             live = [s for s in live if not (asked[s] or self._done(toks[s], max_new_tokens, eos, stop))]
         scores = knob_state.scores if knob_state else [-math.inf] * n_seqs
+        if candidates is not None:
+            candidates.extend(knob_state.candidates if knob_state else [[] for _ in range(n_seqs)])
         return ([[(toks[s], logps[s]) for s in range(b * n, (b + 1) * n)] for b in range(len(prompts))],
                 [scores[b * n:(b + 1) * n] for b in range(len(prompts))])
 
@@ -509,6 +519,7 @@ class BatchSampler:
         lp = [first] + self._trigger_logprobs(s, trig, knob_state.plen[s] + len(toks[s]))
         score = ask_logit(min(0.0, sum(lp)))
         knob_state.scores[s] = max(knob_state.scores[s], score)
+        knob_state.candidates[s].append((len(toks[s]), score, trig, lp))
         z = score + knob_state.bias
         ask = z > 0 if temperature <= 0 else (z > -700 and rng.random() < 1.0 / (1.0 + math.exp(-z)))
         if ask:

@@ -63,7 +63,7 @@ class ModelConfig(StrictConfig):
 # `train.method = "da_grpo_tracked"`: these defaults, each still overridable (docs/simulator.md says why).
 TRACKED = {"cost_baseline": "tau", "lambda_controller": "pid", "skip_zero_steps": True}
 # `train.method = "da_grpo_knob"`: the paper's DA-GRPO with the help knob in the loop (trainer/knob_loop.py).
-KNOBBED = {"rollout_knob": True, "engine": "llamacpp", "knob_trigger_weight": 0.0}
+KNOBBED = {"rollout_knob": True, "engine": "llamacpp", "knob_trigger_weight": 0.0, "knob_mode": "step"}
 FLAVOURS = {"da_grpo_tracked": TRACKED, "da_grpo_knob": KNOBBED}
 
 
@@ -104,7 +104,14 @@ class TrainConfig(StrictConfig):
         "task, calibrated to tau at each phase start on knob_calib_n val queries and moved after every step by "
         "integral feedback on the measured ratio (llamacpp engine only; trainer/knob_loop.py)"
     )
-    knob_gain: float = Field(1.0, ge=0, description="rollout_knob: feedback gain (1 = one Newton step to tau)")
+    knob_mode: Literal["anchor", "step"] = Field(
+        "anchor", description="rollout_knob: how the rollouts' bias is set. anchor: calibrated at the phase start, "
+        "then the last step's ask scores calibrated plus integral feedback (one update behind the policy); step: "
+        "solved on each step's own paths, decoded with every ask refused, the asks then drawn at that bias (the "
+        "step's expected ratio is tau; trainer/knob_loop.py)"
+    )
+    knob_gain: float = Field(1.0, ge=0, description="rollout_knob, knob_mode anchor: feedback gain (1 = one Newton "
+                             "step to tau)")
     knob_calib_n: int = Field(8, ge=1, description="rollout_knob: val queries (G samples each) to calibrate on")
     knob_trigger_weight: float = Field(
         1.0, ge=0, description="rollout_knob: loss weight of the help trigger's tokens of an asking response (1: "

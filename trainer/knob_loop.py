@@ -7,23 +7,37 @@ learns from nothing but help requests. The knob (collab.help_knob, issue 17's in
 budget) makes the device's policy "LoRA model + a help bias b per task": where the trigger may
 start, the whole trigger's logit s is scored and the sequence asks with probability
 sigmoid(s + b). With `rollout_knob` the trainer samples its rollouts and its evaluations from that
-policy, the policy the edge agent deploys:
+policy, the policy the edge agent deploys. How the rollouts' bias is set (`train.knob_mode`):
 
-  calibrate  at the start of each phase, for each of its tasks: G sampled paths of
-             `knob_calib_n` val queries (never test) decoded with every ask refused give ask scores;
-             b = the bias with mean sigmoid(s + b) = tau (`calibrate_bias_sampled`)
-  each step  the LoRA update moves the trigger's logit (measured on SmolLM2: several units per
-             update, either way; most with the trigger's own tokens trained), so the bias
-             follows the policy: b = anchor + offset, the anchor the same calibration of
-             the step's own ask scores (each rollout's largest trigger logit met), the offset an
+  "step" (da_grpo_knob's default)
+             every step decodes its B x G paths with every ask refused, recording each candidate
+             position's ask score (llama_runtime's `candidates`); b solves mean P(ask | path) = tau
+             on those very paths, P(ask | path) = 1 - prod_j (1 - sigmoid(s_j + b))
+             (`calibrate_bias_paths`); each path then asks at its first candidate whose draw falls
+             below sigmoid(s_j + b), cut there with the trigger appended (`first_ask`;
+             `LlamaCppEngine.generate_at_rate`). That is a sample of the knob at b, exactly: until it
+             asks, a knob path goes on with the trigger's first token banned at each candidate, as
+             the refused path did. So the policy is always the current LoRA, the step's expected
+             help ratio is tau whatever one update did to the trigger's logit, and what remains of
+             |ratio - tau| is the sampling of 8 responses (trainer.intervals.binomial_gap_floor).
+             No phase-start calibration, no feedback; the gateway's measured ratio still drives lambda.
+  "anchor"   (the first version, kept runnable) calibrate at the start of each phase, for each of
+             its tasks: G sampled paths of `knob_calib_n` val queries (never test) decoded with
+             every ask refused give ask scores; b = the bias with mean sigmoid(s + b) = tau
+             (`calibrate_bias_sampled`). Each step: the LoRA update moves the trigger's logit
+             (measured on SmolLM2: several units per update, either way; most with the trigger's
+             own tokens trained), so b = anchor + offset, the anchor the same calibration of the
+             last step's ask scores (each rollout's largest trigger logit met), the offset an
              integral of the measured error, offset <- offset - knob_gain * (J_c_hat - tau) /
-             tau(1 - tau) (`knob_feedback`, `rollout_bias`); J_c_hat is the ratio that drives
-             lambda (the gateway's when there is one)
-  new tau    a step budgeted at another tau than the bias was solved for (a schedule's segment
-             switch, the gateway's new tau) first re-solves the anchor for it on the same scores
-             (`bias_for`)
-  phase end  every task seen so far is calibrated anew on the adapter as it is, before the
-             evaluation (`recalibrate_at_phase_end`)
+             tau(1 - tau) (`knob_feedback`, `rollout_bias`; J_c_hat the ratio that drives lambda,
+             the gateway's when there is one); a step budgeted at another tau than the bias was
+             solved for (a schedule's switch, the gateway's new tau) first re-solves the anchor for
+             it on the same scores (`bias_for`). Always one update behind the policy.
+
+In both, at a phase end every task seen so far is calibrated anew (val queries, as above) on the
+adapter as it is, before the evaluation (`recalibrate_at_phase_end`): the bias the device deploys
+(what `dagrpo calibrate` does after an adapter update), so the held-out help rate depends on that
+calibration of knob_calib_n x G paths, not on the training steps' biases.
 
 lambda and the LoRA update are unchanged: the advantages still price a help request at lambda, so
 the LoRA learns where asking pays more than it costs while b holds the ratio. The policy gradient
@@ -44,6 +58,20 @@ from collab.help_knob import calibrate_bias_sampled, knob_feedback, rollout_bias
 from trainer import checkpoint as ckpt
 
 CALIBRATION_FILE = "knob_calibration.jsonl"
+
+
+def sample(ctx, task: str, prompts: list[list[int]], tau: float):
+    """The step's rollouts and the help bias they were sampled at (None: no knob). knob_mode
+    "step": the engine solves the bias on the step's own paths (`generate_at_rate`) and it becomes
+    the task's bias until the next step or calibration; "anchor": `bias_for`."""
+    tc = ctx.cfg.train
+    if tc.rollout_knob and tc.knob_mode == "step":
+        rollouts, bias = ctx.engine.generate_at_rate(prompts, tc.G, tc.max_new_tokens, tc.temperature, tau)
+        ctx.help_bias[task] = bias
+        return rollouts, bias
+    bias = bias_for(ctx, task, tau)
+    knob = {} if bias is None else {"help_bias": bias}
+    return ctx.engine.generate(prompts, tc.G, tc.max_new_tokens, tc.temperature, **knob), bias
 
 
 def bias_for(ctx, task: str, tau: float | None = None) -> float | None:
@@ -70,7 +98,8 @@ def _decode(scores) -> list[float]:
 
 
 def calibrate_phase(ctx, taus: dict[str, float]) -> None:
-    """Calibrate the bias of each task of the current phase to its tau (once per phase and task)."""
+    """Calibrate the bias of each task of the current phase to its tau (once per phase and task;
+    knob_mode "anchor": "step" needs none, every step solves its own)."""
     _calibrate(ctx, taus, f"{ctx.phase}")
 
 
@@ -113,8 +142,9 @@ def _calibrate(ctx, taus: dict[str, float], where: str) -> None:
 
 
 def after_step(ctx, task: str, rollouts, ratio: float, tau: float) -> float | None:
-    """The task's next bias from the step's ask scores and its measured ratio (None: no knob)."""
-    if not ctx.cfg.train.rollout_knob or task not in ctx.help_bias:
+    """The task's next bias from the step's ask scores and its measured ratio (None: no knob, or
+    knob_mode "step", whose next step solves its own)."""
+    if not ctx.cfg.train.rollout_knob or ctx.cfg.train.knob_mode == "step" or task not in ctx.help_bias:
         return None
     state = ctx.knob_state.setdefault(task, {"anchor": ctx.help_bias[task], "offset": 0.0})
     state["offset"] = knob_feedback(state["offset"], ratio, tau, ctx.cfg.train.knob_gain)

@@ -119,9 +119,7 @@ def train_step(ctx: Context, pool: list[Example], task: str, tau: float) -> dict
     idx = ctx.data_rng.choice(len(pool), size=min(tc.batch_prompts, len(pool)), replace=False)
     examples = [pool[i] for i in idx]
     prompts = [ctx.prompt_ids(ex) for ex in examples]
-    bias = knob_loop.bias_for(ctx, task, tau)
-    knob = {} if bias is None else {"help_bias": bias}
-    rollouts = ctx.engine.generate(prompts, tc.G, tc.max_new_tokens, tc.temperature, **knob)
+    rollouts, bias = knob_loop.sample(ctx, task, prompts, tau)  # the help knob's bias, None without it
     t1 = time.perf_counter()
     key = f"train/{ctx.step + 1}"  # with the run id: the same for a step run again after a crash
     scored, queries, refused = collect(ctx, examples, rollouts, key=key)

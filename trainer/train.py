@@ -57,15 +57,18 @@ Departures from the paper, and choices it leaves open:
     state.json ("dual", "method"), so resume continues them exactly. A KL to the start policy is
     `train.kl_beta` (item 5); more responses per step are `train.G` and `train.batch_prompts`.
 10b. `train.rollout_knob` (`train.method = "da_grpo_knob"`: the paper's advantages and lambda plus
-    this): rollouts and evaluations sample with the help knob, a help bias per task calibrated to
-    tau at each phase start and after each step from the step's own ask scores plus an integral of
-    the measured error (trainer/knob_loop.py; docs/trainer.md says why and what it costs).
+    this): rollouts and evaluations sample with the help knob, a help bias per task. Rollouts:
+    `train.knob_mode` "step" (da_grpo_knob) solves it on each step's own paths decoded with every
+    ask refused, then draws the asks at it, so the step's expected ratio is tau; "anchor"
+    calibrates it at each phase start and after each step from the last step's ask scores plus an
+    integral of the measured error. Evaluations: the bias calibrated at the phase end on val
+    queries (trainer/knob_loop.py; docs/trainer.md says why and what it costs).
 11. Evaluations add a sampled help rate to the paper's greedy one: `train.eval_samples` responses
     per held-out query at the training temperature, with a 95% Wilson interval (trainer/evaluate.py).
 12. Which of these the shipped settings use, and why:
     - `dagrpo demo` (trainer/demo.toml): `da_grpo_knob` (item 10b): the paper's advantages and
       projected ascent (group cost baseline, no skip, no KL; eta_lambda 0.2, lambda_init 0.5) with
-      the help knob in the loop and the trigger's tokens unweighted, because from the drill warm-up
+      the help knob in the loop (knob_mode "step") and the trigger's tokens unweighted, because from the drill warm-up
       SmolLM2 asks on ~0% of real queries (help_share 0.1) and the paper's `da_grpo` then never
       samples a help request in 8 steps (training ratio 0.000 vs tau 0.3, 2026-12-02); the
       knob holds the sampled ratio near tau from the first step. `--set train.method=da_grpo` is
@@ -138,7 +141,8 @@ def train(cfg: RunConfig | None, out: str | Path, *, resume: bool = False, max_s
         while ctx.phase < len(cfg.phases):
             phase = cfg.phases[ctx.phase]
             names = phase.task_names()
-            if ctx.phase_step == 0 and cfg.train.rollout_knob:  # each task's help bias to its tau (trainer/knob_loop.py)
+            if ctx.phase_step == 0 and cfg.train.rollout_knob and cfg.train.knob_mode == "anchor":
+                # each task's help bias to its tau (trainer/knob_loop.py; mode "step" solves it per step)
                 knob_loop.calibrate_phase(ctx, {t: (ctx.cloud.budget(t).tau if ctx.tau_source == "gateway"
                                                     else phase.tau_at(0)) for t in names})
             while ctx.phase_step < phase.steps:

@@ -120,3 +120,30 @@ def test_rollout_bias_is_the_steps_calibration_plus_the_offset():
     assert bias == pytest.approx(anchor + 0.5, abs=1e-6)
     assert rollout_bias([-math.inf, -math.inf], 0.3, -0.25, anchor=4.0) == (4.0, 3.75)
     assert rollout_bias([-math.inf], 0.3, 10.0, anchor=45.0) == (45.0, BIAS_LIMIT)
+
+
+def test_calibrate_bias_paths_solves_the_path_ask_rate():
+    from collab.help_knob import calibrate_bias_paths
+
+    # at b = 0 a one-candidate path asks w.p. 1/2, a two-candidate path 1 - 1/4: mean 0.625
+    assert calibrate_bias_paths([[0.0], [0.0, 0.0]], 0.625) == pytest.approx(0.0, abs=1e-5)
+    # a path with no candidate never asks: the rate is sigmoid(b) / 2, so 0.25 at b = 0 ...
+    assert calibrate_bias_paths([[0.0], []], 0.25) == pytest.approx(0.0, abs=1e-5)
+    # ... sigmoid(b) / 2 = 0.1 -> sigmoid(b) = 0.2 -> b = log(0.25)
+    assert calibrate_bias_paths([[0.0], []], 0.1) == pytest.approx(math.log(0.25), abs=1e-5)
+    assert calibrate_bias_paths([[0.0], []], 0.6) == BIAS_LIMIT  # out of reach: the limit
+    assert calibrate_bias_paths([[3.0]], 0.0) == -BIAS_LIMIT
+    with pytest.raises(ValueError):
+        calibrate_bias_paths([], 0.3)
+
+
+def test_first_ask_is_the_first_candidate_whose_draw_passes():
+    from collab.help_knob import first_ask
+
+    assert first_ask([0.0, 0.0], 0.0, [0.7, 0.2]) == 1  # sigmoid(0) = 0.5: 0.7 no, 0.2 yes
+    assert first_ask([0.0, 0.0], 0.0, [0.4, 0.9]) == 0
+    assert first_ask([0.0, 0.0], 0.0, [0.9, 0.9]) is None
+    assert first_ask([-2.0], 2.0, [0.49]) == 0 and first_ask([-2.0], 2.0, [0.51]) is None
+    assert first_ask([-math.inf], BIAS_LIMIT, [0.0]) is None
+    with pytest.raises(ValueError):
+        first_ask([0.0, 0.0], 0.0, [0.1])

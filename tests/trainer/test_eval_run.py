@@ -135,3 +135,53 @@ def test_bias_for_resolves_the_anchor_for_a_new_tau_on_the_stored_scores():
     assert c.knob_state["math"]["tau"] == 0.25 and c.knob_state["math"]["offset"] == 0.5
     assert bias_for(ctx(knob=False), "math", 0.25) is None
     assert bias_for(c, "code", 0.25) is None  # a task never calibrated has no bias
+
+
+def test_knob_sample_takes_the_engines_bias_in_step_mode_and_bias_for_in_anchor_mode():
+    from types import SimpleNamespace
+
+    from trainer.knob_loop import sample
+
+    calls = []
+    engine = SimpleNamespace(
+        generate_at_rate=lambda p, n, m, t, tau: (calls.append(("rate", tau)) or [["r"]], 1.25),
+        generate=lambda p, n, m, t, **kw: calls.append(("plain", kw)) or [["r"]])
+
+    def ctx(mode, knob=True):
+        tc = SimpleNamespace(rollout_knob=knob, knob_mode=mode, G=2, max_new_tokens=8, temperature=1.0)
+        return SimpleNamespace(cfg=SimpleNamespace(train=tc), engine=engine, help_bias={"math": 0.5},
+                               knob_state={})
+
+    c = ctx("step")
+    assert sample(c, "math", [[1]], 0.3) == ([["r"]], 1.25) and c.help_bias["math"] == 1.25
+    assert sample(ctx("anchor"), "math", [[1]], 0.3) == ([["r"]], 0.5)
+    assert sample(ctx("step", knob=False), "math", [[1]], 0.3) == ([["r"]], None)
+    assert calls == [("rate", 0.3), ("plain", {"help_bias": 0.5}), ("plain", {})]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_da_grpo_knob_solves_each_steps_bias_and_deploys_the_phase_end_calibration(tmp_path):
+    """da_grpo_knob (knob_mode "step"): no phase-start calibration, each step records the bias it
+    solved on its own paths (no anchor / offset), the phase end calibrates, evaluations use that."""
+    pytest.importorskip("llama_cpp")
+    from trainer.config import load_config
+
+    cfg = load_config(None, [
+        'model.name_or_path="smollm2"', 'train.method="da_grpo_knob"', "train.engine_threads=1", "train.G=2",
+        "train.batch_prompts=1", "train.max_new_tokens=12", "train.eval_n=2", "train.eval_max_new_tokens=12",
+        "train.eval_samples=2", "train.eval_at_start=false", "train.knob_calib_n=2",
+        'phases=[{tasks=["math"], steps=2, tau=0.3}]',
+    ])
+    assert cfg.train.rollout_knob and cfg.train.knob_mode == "step"
+    run = tmp_path / "run"
+    train(cfg, run, progress=False)
+    calib = [json.loads(line) for line in (run / "knob_calibration.jsonl").read_text().splitlines()]
+    assert [(c["at"], c["task"]) for c in calib] == [("phase_end", "math")]
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(-50 <= m["help_bias"] <= 50 and m["help_bias_next"] is None for m in metrics)
+    assert not any("help_bias_anchor" in m for m in metrics)
+    state = json.loads((run / "state.json").read_text())
+    assert state["help_bias"] == {"math": calib[0]["bias"]} and calib[0]["bias_before"] == metrics[-1]["help_bias"]
+    evals = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
+    assert [e["help_bias"] for e in evals] == [calib[0]["bias"]]

@@ -66,3 +66,44 @@ def test_sampled_ask_frequency_matches_the_wish(decoder, queries):
     mean_plain, mean_knob = sum(plain) / len(plain), sum(knob) / len(knob)
     sd = math.sqrt(max(mean_plain * (1 - mean_plain), 0.05) / (k * len(few)))
     assert abs(mean_plain - mean_knob) < 4 * sd + 0.05, (plain, knob)
+
+
+def test_generate_at_rate_cuts_each_refused_path_at_its_drawn_candidate(help_run):
+    """knob_mode "step": the engine decodes every path with asks refused, solves the bias on those
+    very paths, and an asking rollout is its refused path cut at one of its candidate positions
+    with the trigger appended; a non-asking rollout is the refused path itself."""
+    import torch
+
+    from collab.help_knob import calibrate_bias_paths
+    from collab.protocol import HELP_TRIGGER
+    from collab.tasks import get_task
+    from trainer import prompting
+    from trainer.config import ModelConfig
+    from trainer.engines.base import truncate_response
+    from trainer.engines.llamacpp import KNOB_LINE_REACH, LlamaCppEngine
+    from trainer.models import load_policy, smollm2_gguf_path
+
+    model, tok = load_policy(ModelConfig(name_or_path="smollm2"), adapter=help_run / "adapter")
+    engine = LlamaCppEngine(model, tok, gguf_path=smollm2_gguf_path(), threads=1)
+    try:
+        prompts = [prompting.prompt_ids(tok, ex) for ex in get_task("drill-math").examples("test", n=3, seed=0)]
+        torch.manual_seed(7)
+        groups, bias = engine.generate_at_rate(prompts, 4, 48, 1.0, 0.5)
+        torch.manual_seed(7)  # the same llama.cpp seed: the same refused paths
+        seed, cands = int(torch.randint(0, 2**31 - 1, ())), []
+        refused, _ = engine.sampler.sample_with_knob(
+            prompts, 4, 48, 1.0, seed, engine.eos_ids, stop=engine._trigger_seen, help_bias=-math.inf,
+            triggers=engine.triggers, line_reach=KNOB_LINE_REACH, candidates=cands)
+    finally:
+        engine.close()
+    assert sum(bool(c) for c in cands) >= 3, "the help-trained adapter should meet candidate positions"
+    assert bias == pytest.approx(calibrate_bias_paths([[c[1] for c in cand] for cand in cands], 0.5))
+    rollouts, paths = [r for g in groups for r in g], [ids for g in refused for ids, _ in g]
+    asked = 0
+    for r, ids, cand in zip(rollouts, paths, cands):
+        if HELP_TRIGGER in r.text:
+            asked += 1
+            assert any(r.token_ids == ids[:k] + list(trig) for k, _, trig, _ in cand)
+        else:
+            assert r.token_ids == truncate_response(ids, tok, engine.eos_ids).token_ids
+    assert 0 < asked < len(rollouts)  # at tau 0.5 on 12 paths: some ask, some do not

@@ -119,6 +119,40 @@ class LlamaCppEngine:
         """[prompt][sample] ask score (collab.help_knob) along paths decoded with every ask refused."""
         return self._generate(prompts, n, max_new_tokens, temperature, -float("inf"))[1]
 
+    def generate_at_rate(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float,
+                         tau: float) -> tuple[list[list[SampledRollout]], float]:
+        """`n` responses per prompt from the help knob at the bias b whose ask rate on these very
+        paths is tau -> (rollouts, b). Every path is decoded with every ask refused and its
+        candidate positions recorded; b solves mean P(ask | path) = tau
+        (`collab.help_knob.calibrate_bias_paths`); then each path asks at its first candidate j
+        whose draw falls below sigmoid(s_j + b) (`first_ask`): cut there, the trigger appended.
+        That is a sample of the sampled knob at b, since a path that has not asked went on with the
+        trigger's first token banned, as the refused one did. ask_score: the largest candidate
+        score of the refused path."""
+        from collab.help_knob import calibrate_bias_paths, first_ask
+
+        self.sync_adapter()
+        paths, cands = [], []
+        for chunk in self._chunks(prompts, n, max_new_tokens, True):
+            seed = int(torch.randint(0, 2**31 - 1, ()))  # follows the trainer's torch seed
+            groups, _ = self.sampler.sample_with_knob(chunk, n, max_new_tokens, temperature, seed, self.eos_ids,
+                                                      stop=self._trigger_seen, help_bias=-float("inf"),
+                                                      triggers=self.triggers, line_reach=KNOB_LINE_REACH,
+                                                      candidates=cands)
+            paths += [seq for group in groups for seq in group]
+        scores = [[c[1] for c in cand] for cand in cands]
+        bias = calibrate_bias_paths(scores, tau)
+        draws = torch.rand(sum(map(len, scores)), dtype=torch.float64).tolist()  # the trainer's torch seed
+        out, used = [], 0
+        for (ids, logps), cand, sc in zip(paths, cands, scores):
+            j = first_ask(sc, bias, draws[used:used + len(sc)])
+            used += len(sc)
+            if j is not None:
+                k, _, trig, lp = cand[j]
+                ids, logps = ids[:k] + list(trig), logps[:k] + list(lp)
+            out.append(self._rollout(ids, logps, max(sc, default=-float("inf"))))
+        return [out[i * n:(i + 1) * n] for i in range(len(prompts))], bias
+
     def _generate(self, prompts, n, max_new_tokens, temperature, help_bias):
         self.sync_adapter()
         out, scores = [], []
