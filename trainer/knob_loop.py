@@ -89,12 +89,14 @@ def bias_for(ctx, task: str, tau: float | None = None) -> float | None:
     return ctx.help_bias.get(task)
 
 
-def _encode(scores) -> list[float | None]:  # -inf (no candidate position) as null: state.json is JSON
-    return [None if s == -float("inf") else float(s) for s in scores]
+def _encode(scores) -> list[float | str | None]:
+    """-inf (no candidate position) as null, +inf (the path wrote the trigger itself) as "inf":
+    state.json is strict JSON."""
+    return [None if s == -float("inf") else "inf" if s == float("inf") else float(s) for s in scores]
 
 
 def _decode(scores) -> list[float]:
-    return [-float("inf") if s is None else s for s in scores]
+    return [-float("inf") if s is None else float("inf") if s == "inf" else s for s in scores]
 
 
 def calibrate_phase(ctx, taus: dict[str, float]) -> None:
@@ -138,7 +140,8 @@ def _calibrate(ctx, taus: dict[str, float], where: str) -> None:
         ckpt.append_jsonl(ctx.out / CALIBRATION_FILE, {
             "step": ctx.step, "phase": ctx.phase, "at": "phase_end" if where.endswith("/end") else "phase_start",
             "task": task, "tau": tau, "n_queries": len(val), "k": tc.G,
-            "scores_finite": sum(s > -float("inf") for s in flat), "bias_before": before, "bias": bias})
+            "scores_finite": sum(abs(s) < float("inf") for s in flat),
+            "asks_itself": sum(s == float("inf") for s in flat), "bias_before": before, "bias": bias})
 
 
 def after_step(ctx, task: str, rollouts, ratio: float, tau: float) -> float | None:

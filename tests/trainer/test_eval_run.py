@@ -137,6 +137,17 @@ def test_bias_for_resolves_the_anchor_for_a_new_tau_on_the_stored_scores():
     assert bias_for(c, "code", 0.25) is None  # a task never calibrated has no bias
 
 
+def test_stored_ask_scores_round_trip_through_strict_json_infinities_included():
+    import math
+
+    from trainer.knob_loop import _decode, _encode
+
+    scores = [1.5, -math.inf, math.inf, -2.0]
+    text = json.dumps(_encode(scores), allow_nan=False)  # raises on a bare Infinity
+    assert json.loads(text) == [1.5, None, "inf", -2.0]
+    assert _decode(json.loads(text)) == scores
+
+
 def test_knob_sample_takes_the_engines_bias_in_step_mode_and_bias_for_in_anchor_mode():
     from types import SimpleNamespace
 

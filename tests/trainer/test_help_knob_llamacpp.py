@@ -97,13 +97,18 @@ def test_generate_at_rate_cuts_each_refused_path_at_its_drawn_candidate(help_run
     finally:
         engine.close()
     assert sum(bool(c) for c in cands) >= 3, "the help-trained adapter should meet candidate positions"
-    assert bias == pytest.approx(calibrate_bias_paths([[c[1] for c in cand] for cand in cands], 0.5))
     rollouts, paths = [r for g in groups for r in g], [ids for g in refused for ids, _ in g]
+    plain = [truncate_response(ids, tok, engine.eos_ids) for ids in paths]
+    # a refused path that writes the trigger by itself (other tokens, mid-line) asks for sure
+    itself = [HELP_TRIGGER in p.text for p in plain]
+    scores = [[c[1] for c in cand] + ([math.inf] if it else []) for cand, it in zip(cands, itself)]
+    assert bias == pytest.approx(calibrate_bias_paths(scores, 0.5))
     asked = 0
-    for r, ids, cand in zip(rollouts, paths, cands):
-        if HELP_TRIGGER in r.text:
+    for r, ids, cand, p in zip(rollouts, paths, cands, plain):
+        if r.token_ids != p.token_ids:  # the knob drew an ask: cut at a candidate, trigger appended
             asked += 1
+            assert HELP_TRIGGER in r.text
             assert any(r.token_ids == ids[:k] + list(trig) for k, _, trig, _ in cand)
         else:
-            assert r.token_ids == truncate_response(ids, tok, engine.eos_ids).token_ids
+            asked += HELP_TRIGGER in r.text
     assert 0 < asked < len(rollouts)  # at tau 0.5 on 12 paths: some ask, some do not

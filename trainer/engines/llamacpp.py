@@ -116,8 +116,11 @@ class LlamaCppEngine:
 
     def ask_scores(self, prompts: list[list[int]], n: int, max_new_tokens: int,
                    temperature: float) -> list[list[float]]:
-        """[prompt][sample] ask score (collab.help_knob) along paths decoded with every ask refused."""
-        return self._generate(prompts, n, max_new_tokens, temperature, -float("inf"))[1]
+        """[prompt][sample] ask score (collab.help_knob) along paths decoded with every ask refused;
+        +inf for a path that writes the trigger by itself (it asks whatever the bias)."""
+        paths, scores = self._generate(prompts, n, max_new_tokens, temperature, -float("inf"), raw=True)
+        return [[float("inf") if self._asks_itself(ids) else s for (ids, _), s in zip(group, sg)]
+                for group, sg in zip(paths, scores)]
 
     def generate_at_rate(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float,
                          tau: float) -> tuple[list[list[SampledRollout]], float]:
@@ -127,33 +130,38 @@ class LlamaCppEngine:
         (`collab.help_knob.calibrate_bias_paths`); then each path asks at its first candidate j
         whose draw falls below sigmoid(s_j + b) (`first_ask`): cut there, the trigger appended.
         That is a sample of the sampled knob at b, since a path that has not asked went on with the
-        trigger's first token banned, as the refused one did. ask_score: the largest candidate
-        score of the refused path."""
+        trigger's first token banned, as the refused one did. A refused path that writes the
+        trigger by itself (other tokens, or mid-line) asks with probability 1: a last candidate of
+        score +inf, and it is kept as it is when no earlier candidate is drawn. ask_score: the
+        largest candidate score of the refused path."""
         from collab.help_knob import calibrate_bias_paths, first_ask
 
-        self.sync_adapter()
-        paths, cands = [], []
-        for chunk in self._chunks(prompts, n, max_new_tokens, True):
-            seed = int(torch.randint(0, 2**31 - 1, ()))  # follows the trainer's torch seed
-            groups, _ = self.sampler.sample_with_knob(chunk, n, max_new_tokens, temperature, seed, self.eos_ids,
-                                                      stop=self._trigger_seen, help_bias=-float("inf"),
-                                                      triggers=self.triggers, line_reach=KNOB_LINE_REACH,
-                                                      candidates=cands)
-            paths += [seq for group in groups for seq in group]
-        scores = [[c[1] for c in cand] for cand in cands]
+        cands: list = []
+        paths = [seq for group in self._generate(prompts, n, max_new_tokens, temperature, -float("inf"),
+                                                 candidates=cands, raw=True)[0] for seq in group]
+        # a refused path can still write the trigger itself (other tokens, or mid-line where the
+        # knob does not look): it asks with probability 1 at its end, a last candidate of score +inf
+        scores = [[c[1] for c in cand] + ([float("inf")] if self._asks_itself(ids) else [])
+                  for (ids, _), cand in zip(paths, cands)]
         bias = calibrate_bias_paths(scores, tau)
         draws = torch.rand(sum(map(len, scores)), dtype=torch.float64).tolist()  # the trainer's torch seed
         out, used = [], 0
         for (ids, logps), cand, sc in zip(paths, cands, scores):
             j = first_ask(sc, bias, draws[used:used + len(sc)])
             used += len(sc)
-            if j is not None:
+            if j is not None and j < len(cand):
                 k, _, trig, lp = cand[j]
                 ids, logps = ids[:k] + list(trig), logps[:k] + list(lp)
-            out.append(self._rollout(ids, logps, max(sc, default=-float("inf"))))
+            out.append(self._rollout(ids, logps, max((c[1] for c in cand), default=-float("inf"))))
         return [out[i * n:(i + 1) * n] for i in range(len(prompts))], bias
 
-    def _generate(self, prompts, n, max_new_tokens, temperature, help_bias):
+    def _asks_itself(self, ids: list[int]) -> bool:
+        return HELP_TRIGGER in truncate_response(ids, self.tokenizer, self.eos_ids).text
+
+    def _generate(self, prompts, n, max_new_tokens, temperature, help_bias, candidates: list | None = None,
+                  raw: bool = False):
+        """-> ([prompt][sample] rollouts, or (ids, logps) with `raw`; [prompt][sample] ask scores).
+        `candidates` (knob only) collects each sequence's candidate positions, in the same order."""
         self.sync_adapter()
         out, scores = [], []
         knob = help_bias is not None
@@ -162,8 +170,9 @@ class LlamaCppEngine:
             groups, sc = self.sampler.sample_with_knob(chunk, n, max_new_tokens, temperature, seed, self.eos_ids,
                                                        stop=self._trigger_seen, help_bias=help_bias,
                                                        triggers=self.triggers if knob else None,
-                                                       line_reach=KNOB_LINE_REACH)
-            out += [[self._rollout(ids, logps, a) for (ids, logps), a in zip(group, sg)] for group, sg in zip(groups, sc)]
+                                                       line_reach=KNOB_LINE_REACH, candidates=candidates)
+            out += groups if raw else [[self._rollout(ids, logps, a) for (ids, logps), a in zip(group, sg)]
+                                       for group, sg in zip(groups, sc)]
             scores += sc
         return out, scores
 
