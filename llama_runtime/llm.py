@@ -581,7 +581,8 @@ class KnobDecoder:
 
     `decode(..., help_bias=-inf)` never asks and returns each query's ask score along the path it
     takes; `decode(..., help_bias=b)` asks exactly on the queries whose score + b > 0
-    (collab.help_knob). Prompts go through the GGUF's own chat template, as on the device.
+    (collab.help_knob). A path that writes the trigger by itself, where the knob does not decide
+    (other tokens, or mid-line), asks at every bias: its score is +inf. Prompts go through the GGUF's own chat template, as on the device.
     """
 
     def __init__(self, model_path: str, *, adapter_path: str | None = None, threads: int = 2,
@@ -626,7 +627,7 @@ class KnobDecoder:
                 prompts[lo:lo + per_call], 1, max_new_tokens, temperature, seed + lo, self.eos,
                 stop=self._trigger_seen, help_bias=help_bias, triggers=self.triggers)
             for prompt, (toks, _), (score,) in zip(prompts[lo:lo + per_call], (g[0] for g in groups), scores):
-                out.append(self._answer(prompt, toks, score))
+                out.append(self._answer(prompt, toks, score, help_bias))
         return out
 
     def stream(self, messages: list[dict[str, str]], *, max_new_tokens: int, help_bias: float | None,
@@ -649,10 +650,14 @@ class KnobDecoder:
                     yield text
         finally:
             steps.close()
-        return self._answer(prompt, groups[0][0][0], scores[0][0])
+        return self._answer(prompt, groups[0][0][0], scores[0][0], help_bias)
 
-    def _answer(self, prompt: list[int], toks: list[int], score: float) -> KnobAnswer:
+    def _answer(self, prompt: list[int], toks: list[int], score: float, help_bias: float | None) -> KnobAnswer:
         text = "".join(self.sampler.piece(t) for t in toks if t not in self.eos)
         local, asked = split_at_trigger(text)
+        if asked and help_bias is not None and not score + help_bias > 0:
+            # the path wrote the trigger by itself (other tokens, or mid-line where the knob does
+            # not look): it asks whatever the bias, so its ask score is +inf
+            score = math.inf
         finish = "help" if asked else ("stop" if toks and toks[-1] in self.eos else "length")
         return KnobAnswer(local + HELP_TRIGGER if asked else text, asked, score, len(prompt), len(toks), finish)
