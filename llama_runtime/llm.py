@@ -307,6 +307,14 @@ class _KnobState:
     def advance(self, s: int, tok: int) -> None:
         self.text[s] += self.sampler.piece(tok)
 
+    def finish(self, s: int, n_tokens: int, wrote_trigger: bool) -> None:
+        """Sequence s has ended after n_tokens. If it wrote the trigger though the knob did not ask
+        (other tokens, or mid-line where the knob does not look), it asks at every bias: its score
+        is +inf and its last candidate is its end, (n_tokens, +inf, no ids, no log-probs)."""
+        if wrote_trigger and not self.asked[s]:
+            self.scores[s] = math.inf
+            self.candidates[s].append((n_tokens, math.inf, [], []))
+
 
 class BatchSampler:
     """Sample n completions of each prompt as ONE llama.cpp batch (RL rollouts; low-level API).
@@ -427,7 +435,9 @@ class BatchSampler:
         sequence asks iff logit + help_bias > 0 (greedy; sampling: with probability sigmoid): the
         trigger tokens are appended and the sequence ends. Where it does not ask, the trigger's
         first token is banned at that position. Ask scores [prompt][sample] = the largest logit
-        over a sequence's candidate positions (-inf: none); all -inf without the knob.
+        over a sequence's candidate positions (-inf: none); all -inf without the knob. With the
+        knob, `stop` is the trigger check: a sequence it ends that the knob did not ask on wrote
+        the trigger by itself and asks at every bias (score +inf, `_KnobState.finish`).
         `line_reach` > 0 also makes a line start whose first token has log p >= KNOB_MIN_LOGP -
         line_reach a candidate (a large bias can make a rare trigger likely there; the trainer's
         rollout knob uses it, trainer/knob_loop.py). A list given as `candidates` is extended with,
@@ -494,6 +504,9 @@ class BatchSampler:
                 self._step(s, toks, logps, logits[i], temperature, rng, knob_state)
                 yield s, toks[s][had:]
             live = [s for s in live if not (asked[s] or self._done(toks[s], max_new_tokens, eos, stop))]
+        if knob_state is not None:
+            for s in range(n_seqs):
+                knob_state.finish(s, len(toks[s]), bool(toks[s]) and stop is not None and stop(toks[s]))
         scores = knob_state.scores if knob_state else [-math.inf] * n_seqs
         if candidates is not None:
             candidates.extend(knob_state.candidates if knob_state else [[] for _ in range(n_seqs)])
@@ -582,7 +595,8 @@ class KnobDecoder:
     `decode(..., help_bias=-inf)` never asks and returns each query's ask score along the path it
     takes; `decode(..., help_bias=b)` asks exactly on the queries whose score + b > 0
     (collab.help_knob). A path that writes the trigger by itself, where the knob does not decide
-    (other tokens, or mid-line), asks at every bias: its score is +inf. Prompts go through the GGUF's own chat template, as on the device.
+    (other tokens, or mid-line), asks at every bias: its score is +inf (the sampler's rule).
+    Prompts go through the GGUF's own chat template, as on the device.
     """
 
     def __init__(self, model_path: str, *, adapter_path: str | None = None, threads: int = 2,
@@ -627,7 +641,7 @@ class KnobDecoder:
                 prompts[lo:lo + per_call], 1, max_new_tokens, temperature, seed + lo, self.eos,
                 stop=self._trigger_seen, help_bias=help_bias, triggers=self.triggers)
             for prompt, (toks, _), (score,) in zip(prompts[lo:lo + per_call], (g[0] for g in groups), scores):
-                out.append(self._answer(prompt, toks, score, help_bias))
+                out.append(self._answer(prompt, toks, score))
         return out
 
     def stream(self, messages: list[dict[str, str]], *, max_new_tokens: int, help_bias: float | None,
@@ -650,14 +664,10 @@ class KnobDecoder:
                     yield text
         finally:
             steps.close()
-        return self._answer(prompt, groups[0][0][0], scores[0][0], help_bias)
+        return self._answer(prompt, groups[0][0][0], scores[0][0])
 
-    def _answer(self, prompt: list[int], toks: list[int], score: float, help_bias: float | None) -> KnobAnswer:
+    def _answer(self, prompt: list[int], toks: list[int], score: float) -> KnobAnswer:
         text = "".join(self.sampler.piece(t) for t in toks if t not in self.eos)
         local, asked = split_at_trigger(text)
-        if asked and help_bias is not None and not score + help_bias > 0:
-            # the path wrote the trigger by itself (other tokens, or mid-line where the knob does
-            # not look): it asks whatever the bias, so its ask score is +inf
-            score = math.inf
         finish = "help" if asked else ("stop" if toks and toks[-1] in self.eos else "length")
         return KnobAnswer(local + HELP_TRIGGER if asked else text, asked, score, len(prompt), len(toks), finish)

@@ -99,10 +99,11 @@ def test_generate_at_rate_cuts_each_refused_path_at_its_drawn_candidate(help_run
     assert sum(bool(c) for c in cands) >= 3, "the help-trained adapter should meet candidate positions"
     rollouts, paths = [r for g in groups for r in g], [ids for g in refused for ids, _ in g]
     plain = [truncate_response(ids, tok, engine.eos_ids) for ids in paths]
-    # a refused path that writes the trigger by itself (other tokens, mid-line) asks for sure
+    # a refused path that writes the trigger by itself (other tokens, mid-line) asks for sure: its
+    # last candidate is its end, at +inf
     itself = [HELP_TRIGGER in p.text for p in plain]
-    scores = [[c[1] for c in cand] + ([math.inf] if it else []) for cand, it in zip(cands, itself)]
-    assert bias == pytest.approx(calibrate_bias_paths(scores, 0.5))
+    assert [bool(c) and c[-1][1] == math.inf for c in cands] == itself
+    assert bias == pytest.approx(calibrate_bias_paths([[c[1] for c in cand] for cand in cands], 0.5))
     asked = 0
     for r, ids, cand, p in zip(rollouts, paths, cands, plain):
         if r.token_ids != p.token_ids:  # the knob drew an ask: cut at a candidate, trigger appended

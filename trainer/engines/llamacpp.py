@@ -118,9 +118,7 @@ class LlamaCppEngine:
                    temperature: float) -> list[list[float]]:
         """[prompt][sample] ask score (collab.help_knob) along paths decoded with every ask refused;
         +inf for a path that writes the trigger by itself (it asks whatever the bias)."""
-        paths, scores = self._generate(prompts, n, max_new_tokens, temperature, -float("inf"), raw=True)
-        return [[float("inf") if self._asks_itself(ids) else s for (ids, _), s in zip(group, sg)]
-                for group, sg in zip(paths, scores)]
+        return self._generate(prompts, n, max_new_tokens, temperature, -float("inf"), raw=True)[1]
 
     def generate_at_rate(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float,
                          tau: float) -> tuple[list[list[SampledRollout]], float]:
@@ -131,32 +129,26 @@ class LlamaCppEngine:
         whose draw falls below sigmoid(s_j + b) (`first_ask`): cut there, the trigger appended.
         That is a sample of the sampled knob at b, since a path that has not asked went on with the
         trigger's first token banned, as the refused one did. A refused path that writes the
-        trigger by itself (other tokens, or mid-line) asks with probability 1: a last candidate of
-        score +inf, and it is kept as it is when no earlier candidate is drawn. ask_score: the
-        largest candidate score of the refused path."""
+        trigger by itself (other tokens, or mid-line) asks with probability 1: the sampler gives it
+        a last candidate of score +inf at its end, so it is kept whole when no earlier candidate is
+        drawn. ask_score: the largest candidate score of the refused path."""
         from collab.help_knob import calibrate_bias_paths, first_ask
 
         cands: list = []
         paths = [seq for group in self._generate(prompts, n, max_new_tokens, temperature, -float("inf"),
                                                  candidates=cands, raw=True)[0] for seq in group]
-        # a refused path can still write the trigger itself (other tokens, or mid-line where the
-        # knob does not look): it asks with probability 1 at its end, a last candidate of score +inf
-        scores = [[c[1] for c in cand] + ([float("inf")] if self._asks_itself(ids) else [])
-                  for (ids, _), cand in zip(paths, cands)]
+        scores = [[c[1] for c in cand] for cand in cands]
         bias = calibrate_bias_paths(scores, tau)
         draws = torch.rand(sum(map(len, scores)), dtype=torch.float64).tolist()  # the trainer's torch seed
         out, used = [], 0
         for (ids, logps), cand, sc in zip(paths, cands, scores):
             j = first_ask(sc, bias, draws[used:used + len(sc)])
             used += len(sc)
-            if j is not None and j < len(cand):
+            if j is not None:  # a self-ask's candidate is the path's end: the cut keeps it whole
                 k, _, trig, lp = cand[j]
                 ids, logps = ids[:k] + list(trig), logps[:k] + list(lp)
-            out.append(self._rollout(ids, logps, max((c[1] for c in cand), default=-float("inf"))))
+            out.append(self._rollout(ids, logps, max(sc, default=-float("inf"))))
         return [out[i * n:(i + 1) * n] for i in range(len(prompts))], bias
-
-    def _asks_itself(self, ids: list[int]) -> bool:
-        return HELP_TRIGGER in truncate_response(ids, self.tokenizer, self.eos_ids).text
 
     def _generate(self, prompts, n, max_new_tokens, temperature, help_bias, candidates: list | None = None,
                   raw: bool = False):
